@@ -1,0 +1,109 @@
+import {
+  type ConfChange,
+  ConfChangeType,
+  type Entry,
+  EntryType,
+  type HardState,
+  type Member,
+  MemberRole,
+  type Membership,
+  type SnapshotMeta,
+} from '../core/types.js'
+import { DecodeError } from './errors.js'
+import type { DecodeLimits } from './limits.js'
+import type { ByteReader } from './reader.js'
+import { ByteWriter } from './writer.js'
+
+// Field-level encoders shared by the wire format, WAL records and snapshot headers. These write
+// no version byte; the top-level formats (message.ts, wal/record.ts, snapshot header) do.
+
+const MAX_ENTRY_TYPE = EntryType.SyncDone
+const MAX_ROLE = MemberRole.Learner
+
+export function writeEntry(w: ByteWriter, e: Entry): void {
+  w.uvarint(e.term)
+  w.uvarint(e.index)
+  w.u8(e.type)
+  w.bytes(e.data)
+}
+
+export function readEntry(r: ByteReader, limits: DecodeLimits): Entry {
+  const term = r.uvarint('entry term')
+  const index = r.uvarint('entry index')
+  const type = r.u8('entry type')
+  if (type > MAX_ENTRY_TYPE) r.fail(`unknown entry type ${type}`)
+  const data = r.bytes(limits.maxDataBytes, 'entry data')
+  return { term, index, type, data }
+}
+
+export function writeHardState(w: ByteWriter, hs: HardState): void {
+  w.uvarint(hs.term)
+  w.uvarint(hs.vote)
+  w.uvarint(hs.commit)
+}
+
+export function readHardState(r: ByteReader): HardState {
+  return { term: r.uvarint('term'), vote: r.uvarint('vote'), commit: r.uvarint('commit') }
+}
+
+export function writeMembership(w: ByteWriter, m: Membership): void {
+  w.uvarint(m.members.length)
+  for (const x of m.members) {
+    w.uvarint(x.id)
+    w.u8(x.role)
+  }
+}
+
+export function readMembership(r: ByteReader, limits: DecodeLimits): Membership {
+  // Each member takes at least 2 bytes: bound the count by that before allocating.
+  const n = r.bounded(Math.min(limits.maxMembers, r.remaining >> 1), 'member count')
+  const members: Member[] = []
+  for (let i = 0; i < n; i++) {
+    const id = r.uvarint('member id')
+    const role = r.u8('member role')
+    if (role > MAX_ROLE) r.fail(`unknown member role ${role}`)
+    members.push({ id, role })
+  }
+  return { members }
+}
+
+export function writeSnapshotMeta(w: ByteWriter, m: SnapshotMeta): void {
+  w.uvarint(m.index)
+  w.uvarint(m.term)
+  writeMembership(w, m.membership)
+}
+
+export function readSnapshotMeta(r: ByteReader, limits: DecodeLimits): SnapshotMeta {
+  const index = r.uvarint('snapshot index')
+  const term = r.uvarint('snapshot term')
+  const membership = readMembership(r, limits)
+  return { index, term, membership }
+}
+
+/** ConfChange entries carry this as their data (3 small fields; the core decides what it means). */
+export function encodeConfChange(cc: ConfChange): Uint8Array {
+  const w = new ByteWriter(16)
+  w.u8(1) // version
+  w.u8(cc.type)
+  w.uvarint(cc.id)
+  w.u8(cc.role)
+  return w.finish().slice()
+}
+
+export function decodeConfChange(bytes: Uint8Array): ConfChange {
+  if (bytes.length < 4 || bytes[0] !== 1) throw new DecodeError('bad ConfChange version', 0)
+  const type = bytes[1]
+  if (type > ConfChangeType.RemoveMember) throw new DecodeError(`unknown ConfChange type ${type}`, 1)
+  let id = 0
+  let mul = 1
+  let i = 2
+  for (; i < bytes.length - 1 && i < 10; i++) {
+    id += (bytes[i] & 0x7f) * mul
+    mul *= 0x80
+    if (bytes[i] < 0x80) break
+  }
+  if (bytes[i] >= 0x80 || i !== bytes.length - 2) throw new DecodeError('bad ConfChange id', i)
+  const role = bytes[bytes.length - 1]
+  if (role > MAX_ROLE) throw new DecodeError(`unknown member role ${role}`, bytes.length - 1)
+  return { type, id, role }
+}

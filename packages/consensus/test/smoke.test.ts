@@ -1,0 +1,4 @@
+import t from 'tap'
+import { PACKAGE } from '../src/index.js'
+
+t.equal(PACKAGE, '@plover/consensus')

@@ -1,0 +1,29 @@
+// What vmsync needs from the consensus log. @plover/consensus's Replica satisfies it through a
+// thin adapter (see examples/); tests may use an in-memory log as an extra fast path.
+import type EventEmitter from 'eventemitter3'
+
+/** Kinds of records vmsync puts in the log; numeric values match @plover/consensus EntryType. */
+export enum LogRecordKind {
+  Input = 1,
+  SyncMarker = 3,
+  SyncDone = 4,
+}
+
+export interface LogRecord {
+  readonly index: number
+  readonly kind: LogRecordKind
+  readonly data: Uint8Array
+}
+
+export interface OrderedLogEvents {
+  /** A committed record, delivered in index order exactly once per process lifetime. */
+  apply: (record: LogRecord) => void
+  /** This replica became (true) or stopped being (false) the leader. */
+  leadership: (isLeader: boolean) => void
+}
+
+export interface OrderedLog extends EventEmitter<OrderedLogEvents> {
+  /** Resolves with the index once committed; rejects if not leader or leadership is lost. */
+  propose(kind: LogRecordKind, data: Uint8Array): Promise<number>
+  readonly isLeader: boolean
+}

@@ -1,6 +1,4 @@
 import {
-  type ConfChange,
-  ConfChangeType,
   type Entry,
   EntryType,
   type HardState,
@@ -9,10 +7,9 @@ import {
   type Membership,
   type SnapshotMeta,
 } from '../core/types.js'
-import { DecodeError } from './errors.js'
 import type { DecodeLimits } from './limits.js'
 import type { ByteReader } from './reader.js'
-import { ByteWriter } from './writer.js'
+import type { ByteWriter } from './writer.js'
 
 // Field-level encoders shared by the wire format, WAL records and snapshot headers. These write
 // no version byte; the top-level formats (message.ts, wal/record.ts, snapshot header) do.
@@ -78,32 +75,4 @@ export function readSnapshotMeta(r: ByteReader, limits: DecodeLimits): SnapshotM
   const term = r.uvarint('snapshot term')
   const membership = readMembership(r, limits)
   return { index, term, membership }
-}
-
-/** ConfChange entries carry this as their data (3 small fields; the core decides what it means). */
-export function encodeConfChange(cc: ConfChange): Uint8Array {
-  const w = new ByteWriter(16)
-  w.u8(1) // version
-  w.u8(cc.type)
-  w.uvarint(cc.id)
-  w.u8(cc.role)
-  return w.finish().slice()
-}
-
-export function decodeConfChange(bytes: Uint8Array): ConfChange {
-  if (bytes.length < 4 || bytes[0] !== 1) throw new DecodeError('bad ConfChange version', 0)
-  const type = bytes[1]
-  if (type > ConfChangeType.RemoveMember) throw new DecodeError(`unknown ConfChange type ${type}`, 1)
-  let id = 0
-  let mul = 1
-  let i = 2
-  for (; i < bytes.length - 1 && i < 10; i++) {
-    id += (bytes[i] & 0x7f) * mul
-    mul *= 0x80
-    if (bytes[i] < 0x80) break
-  }
-  if (bytes[i] >= 0x80 || i !== bytes.length - 2) throw new DecodeError('bad ConfChange id', i)
-  const role = bytes[bytes.length - 1]
-  if (role > MAX_ROLE) throw new DecodeError(`unknown member role ${role}`, bytes.length - 1)
-  return { type, id, role }
 }

@@ -1,6 +1,6 @@
 // What vmsync needs from the consensus log. @plover/consensus's Replica satisfies it through a
 // thin adapter (see examples/); tests may use an in-memory log as an extra fast path.
-import type EventEmitter from 'eventemitter3'
+import type { EventEmitter } from 'eventemitter3'
 
 /** Kinds of records vmsync puts in the log; numeric values match @plover/consensus EntryType. */
 export enum LogRecordKind {

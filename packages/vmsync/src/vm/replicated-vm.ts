@@ -1,7 +1,7 @@
 // The replicated-VM interface: everything the sync protocol needs from a hypervisor.
 // SimulatedVm (simulated/) and @plover/qemu's QemuVm implement it; both must pass the
 // compliance suite exported as '@plover/vmsync/compliance'.
-import type EventEmitter from 'eventemitter3'
+import type { EventEmitter } from 'eventemitter3'
 
 export const PAGE_SIZE = 4096
 

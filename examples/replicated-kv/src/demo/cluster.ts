@@ -1,0 +1,209 @@
+// The demo's replica processes on loopback: real OS processes (`node --import tsx
+// src/replica/main.ts --config …`), each with its own data directory under one temp root, its
+// JSON config, and its structured log in a file. Everything is removed by cleanup(), which the
+// demo runs on every exit path (normal end, error, Ctrl-C).
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { MemberKind, ReplicaAddress, SyncTuning } from '../config/replica-config.js'
+import { httpGet, type MetricMap, parsePrometheus } from './metrics-scrape.js'
+import { freePorts } from './ports.js'
+
+const EXAMPLE_DIR = fileURLToPath(new URL('../..', import.meta.url))
+const REPLICA_MAIN = fileURLToPath(new URL('../replica/main.ts', import.meta.url))
+
+export interface ReplicaStatus {
+  readonly id: number
+  readonly role?: string
+  readonly leader?: number
+  readonly term?: number
+  readonly membership?: string
+  readonly vm: null | {
+    readonly role: string
+    readonly trusted: boolean
+    readonly protected: boolean
+    readonly hasBackup: boolean
+    readonly entries: number
+  }
+}
+
+export class ReplicaProc {
+  child: ChildProcess | undefined
+  exit: { code: number | null; signal: string | null } | undefined
+  /** Last metrics scraped while it was alive (a killed replica keeps its last numbers). */
+  lastMetrics: MetricMap | undefined
+
+  constructor(
+    readonly addr: ReplicaAddress,
+    readonly dir: string,
+    readonly logFile: string,
+  ) {}
+
+  get alive(): boolean {
+    return this.child !== undefined && this.exit === undefined
+  }
+
+  async status(): Promise<ReplicaStatus | undefined> {
+    if (!this.alive) return undefined
+    try {
+      return JSON.parse(await httpGet(this.addr.metricsPort, '/status')) as ReplicaStatus
+    } catch {
+      return undefined
+    }
+  }
+
+  async scrape(): Promise<MetricMap | undefined> {
+    if (!this.alive) return this.lastMetrics
+    try {
+      this.lastMetrics = parsePrometheus(await httpGet(this.addr.metricsPort, '/metrics'))
+    } catch {}
+    return this.lastMetrics
+  }
+
+  logTail(lines = 15): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')
+    } catch {
+      return ''
+    }
+  }
+}
+
+export interface ClusterOptions {
+  /** Voter ids with a VM; the first two start the cluster, the rest are spares. */
+  readonly vmPages: number
+  readonly sync?: Partial<SyncTuning>
+}
+
+export class DemoCluster {
+  readonly root: string
+  readonly procs = new Map<number, ReplicaProc>()
+  private readonly key = randomBytes(32).toString('hex')
+  private addrs: ReplicaAddress[] = []
+
+  private constructor(private readonly o: ClusterOptions) {
+    this.root = mkdtempSync(join(tmpdir(), 'plover-demo-'))
+  }
+
+  /** Replicas 1, 2 (VM voters), 3 (witness) and 4 (VM voter, spare; not started). */
+  static async create(o: ClusterOptions): Promise<DemoCluster> {
+    const c = new DemoCluster(o)
+    try {
+      const ports = await freePorts(4 * 4)
+      const p = (i: number) => ports[i]
+      c.addrs = [1, 2, 3, 4].map((id, i) => {
+        const base = i * 4
+        return id === 3
+          ? { id, role: 'witness', host: '127.0.0.1', consensusPort: p(base), metricsPort: p(base + 3) }
+          : {
+              id,
+              role: 'voter',
+              host: '127.0.0.1',
+              consensusPort: p(base),
+              clientPort: p(base + 1),
+              syncPort: p(base + 2),
+              metricsPort: p(base + 3),
+            }
+      })
+      for (const a of c.addrs) {
+        c.procs.set(a.id, new ReplicaProc(a, join(c.root, `replica-${a.id}`), join(c.root, `replica-${a.id}.log`)))
+      }
+    } catch (err) {
+      c.cleanupSync()
+      throw err
+    }
+    return c
+  }
+
+  get clientEndpoints(): string[] {
+    return this.addrs.filter((a) => a.clientPort).map((a) => `${a.host}:${a.clientPort}`)
+  }
+
+  /** Writes the replica's config and starts its process. */
+  start(id: number, bootstrap: { id: number; role: MemberKind }[]): ReplicaProc {
+    const proc = this.procs.get(id)!
+    const cfgFile = join(this.root, `replica-${id}.json`)
+    writeFileSync(
+      cfgFile,
+      JSON.stringify(
+        {
+          id,
+          dataDir: proc.dir,
+          clusterKey: this.key,
+          replicas: this.addrs,
+          bootstrap,
+          vmPages: this.o.vmPages,
+          ...(this.o.sync ? { sync: this.o.sync } : {}),
+        },
+        null,
+        2,
+      ),
+    )
+    const out = openSync(proc.logFile, 'a')
+    // IPC channel: the replica exits by itself if the demo dies without cleaning up.
+    const child = spawn(process.execPath, ['--import', 'tsx', REPLICA_MAIN, '--config', cfgFile], {
+      cwd: EXAMPLE_DIR,
+      stdio: ['ignore', out, out, 'ipc'],
+    })
+    proc.child = child
+    proc.exit = undefined
+    child.on('exit', (code, signal) => {
+      proc.exit = { code, signal }
+    })
+    child.on('error', () => {})
+    return proc
+  }
+
+  /** The failure the demo is about: no shutdown, no goodbye. */
+  async sigkill(id: number): Promise<void> {
+    const proc = this.procs.get(id)!
+    await proc.scrape()
+    const child = proc.child
+    if (!child || !proc.alive) return
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve())
+      child.kill('SIGKILL')
+    })
+  }
+
+  async leader(): Promise<ReplicaStatus | undefined> {
+    for (const p of this.procs.values()) {
+      const s = await p.status()
+      if (s?.role === 'leader') return s
+    }
+    return undefined
+  }
+
+  /** SIGTERM every live replica (clean shutdown), SIGKILL after a grace period. */
+  async stopAll(graceMs = 5000): Promise<void> {
+    const live = [...this.procs.values()].filter((p) => p.alive)
+    await Promise.all(
+      live.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            const child = p.child!
+            const t = setTimeout(() => child.kill('SIGKILL'), graceMs)
+            child.once('exit', () => {
+              clearTimeout(t)
+              resolve()
+            })
+            child.kill('SIGTERM')
+          }),
+      ),
+    )
+  }
+
+  /** Last resort for exit paths that cannot wait: kill everything, delete the temp root. */
+  cleanupSync(): void {
+    for (const p of this.procs.values()) if (p.alive) p.child?.kill('SIGKILL')
+    rmSync(this.root, { recursive: true, force: true })
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stopAll()
+    rmSync(this.root, { recursive: true, force: true })
+  }
+}

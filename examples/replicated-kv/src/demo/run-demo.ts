@@ -1,0 +1,209 @@
+// The demo, phase by phase: three replica processes (two VM voters, one witness), a client
+// workload through the primary, SIGKILL of the primary midway, failover to the backup with the
+// witness's vote, re-protection by a spare replica (membership change + full sync), and the
+// read-back of every acknowledged write from the new primary. Used by src/main.ts and the test.
+import { KvClusterClient } from '../client/kv-cluster-client.js'
+import type { MemberKind } from '../config/replica-config.js'
+import { DemoCluster, type ReplicaStatus } from './cluster.js'
+import { type ClusterNumbers, scrapeCluster } from './cluster-numbers.js'
+import { httpPost } from './metrics-scrape.js'
+import { StatusLine } from './status-line.js'
+import { verifyAcked, Workload, type WorkloadStats } from './workload.js'
+
+export interface DemoOptions {
+  /** How long the client workload runs (the kill happens at 40 %, the spare starts at 65 %). */
+  readonly workloadMs: number
+  readonly workers: number
+  readonly vmPages: number
+  readonly status?: StatusLine
+  /** Called as soon as the cluster exists, so that Ctrl-C can clean it up. */
+  readonly onCluster?: (c: DemoCluster) => void
+}
+
+export interface DemoResult {
+  readonly firstPrimary: number
+  readonly newPrimary: number | undefined
+  readonly spare: number
+  /** SIGKILL -> a new leader reported by the survivors (ms). */
+  readonly electionMs: number | undefined
+  /** SIGKILL -> the client's first acknowledged operation on the new primary (ms). */
+  readonly clientResumeMs: number | undefined
+  /** Spare started -> the new primary's outputs protected again (ms). */
+  readonly reprotectMs: number | undefined
+  readonly acked: number
+  readonly checked: number
+  readonly lost: readonly string[]
+  readonly workload: WorkloadStats
+  readonly reconnects: number
+  readonly numbers: ClusterNumbers
+  readonly cleanShutdown: boolean
+  readonly workloadErrors: readonly string[]
+  readonly durationMs: number
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function until<T>(what: string, ms: number, f: () => Promise<T | undefined | false>): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await f()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await sleep(25)
+  }
+}
+
+function parseMembership(s: string | undefined): { id: number; role: MemberKind }[] {
+  return (s ?? '')
+    .split(' ')
+    .filter(Boolean)
+    .map((x) => {
+      const [id, role] = x.split(':')
+      return { id: Number(id), role: role as MemberKind }
+    })
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+  const status = o.status ?? new StatusLine()
+  const t0 = Date.now()
+  const cluster = await DemoCluster.create({ vmPages: o.vmPages })
+  o.onCluster?.(cluster)
+  let client: KvClusterClient | undefined
+  let ticker: NodeJS.Timeout | undefined
+  try {
+    const bootstrap = [
+      { id: 1, role: 'voter' as const },
+      { id: 2, role: 'voter' as const },
+      { id: 3, role: 'witness' as const },
+    ]
+    status.say(`Starting replicas 1 and 2 (SimulatedVm, ${(o.vmPages * 4) / 1024} MiB) and 3 (witness) in ${cluster.root}`)
+    for (const b of bootstrap) cluster.start(b.id, bootstrap)
+    const leader = await until('a primary elected and its backup fully synced', 30_000, async () => {
+      for (const p of cluster.procs.values()) if (p.exit) throw new Error(`replica ${p.addr.id} exited:\n${p.logTail()}`)
+      const l = await cluster.leader()
+      return l?.vm?.protected && l.vm.hasBackup ? l : undefined
+    })
+    const firstPrimary = leader.id
+    status.say(
+      `Replica ${firstPrimary} leads (term ${leader.term}) and is primary; the backup completed its full sync: outputs are protected.`,
+    )
+
+    client = new KvClusterClient({ endpoints: cluster.clientEndpoints, clientId: (Math.random() * 2 ** 32) >>> 0 })
+    const workload = new Workload(client, { workers: o.workers, retryMs: 20_000, tag: Date.now().toString(36) })
+    status.say(`Client: ${o.workers} concurrent workers, 50 % SET (fresh key, unique value) / 50 % GET, for ${o.workloadMs / 1000} s`)
+    status.begin(await scrapeCluster(cluster.procs.values()))
+    workload.start()
+    const wStart = Date.now()
+    let primaryLabel: number | string = firstPrimary
+    let mode = 'protected'
+    const tick = async () => {
+      const n = await scrapeCluster(cluster.procs.values())
+      status.update(n, { elapsedS: (Date.now() - t0) / 1000, primary: primaryLabel, mode })
+    }
+    ticker = setInterval(() => void tick(), 500)
+
+    // --- failover ---
+    await sleep(o.workloadMs * 0.4)
+    const opsAtKill = workload.ops
+    status.say(`SIGKILL replica ${firstPrimary} (the primary) after ${opsAtKill} client operations`)
+    const killAt = Date.now()
+    await cluster.sigkill(firstPrimary)
+    primaryLabel = '?'
+    mode = 'electing'
+    const survivor = await until('a new leader', 20_000, async () => {
+      const l = await cluster.leader()
+      return l && l.id !== firstPrimary ? l : undefined
+    })
+    const electionMs = Date.now() - killAt
+    primaryLabel = survivor.id
+    mode = 'UNPROTECTED'
+    status.say(
+      `Replica ${survivor.id} elected in term ${survivor.term} with the witness's vote after ${electionMs} ms; ` +
+        'it continues from its own VM state (no rollback). No backup: outputs released unprotected.',
+    )
+    // Counted from the election on: answers already in the client's socket buffer at the kill
+    // are not the new primary's.
+    const opsAtElection = workload.ops
+    await until('the client to carry on', 20_000, async () => workload.ops > opsAtElection || undefined)
+    const clientResumeMs = Date.now() - killAt
+    status.say(`Client reconnected and carries on (${clientResumeMs} ms after the kill).`)
+
+    // --- re-protection ---
+    await sleep(Math.max(0, wStart + o.workloadMs * 0.65 - Date.now()))
+    const spare = 4
+    await retry(() => httpPost(cluster.procs.get(survivor.id)!.addr.metricsPort, '/admin/membership', { remove: firstPrimary }))
+    const after = (await cluster.procs.get(survivor.id)!.status()) as ReplicaStatus
+    const spareBootstrap = [...parseMembership(after.membership), { id: spare, role: 'learner' as const }]
+    status.say(`Removed replica ${firstPrimary} from the membership (${after.membership}); starting spare replica ${spare}`)
+    const spareAt = Date.now()
+    cluster.start(spare, spareBootstrap)
+    await retry(() => httpPost(cluster.procs.get(survivor.id)!.addr.metricsPort, '/admin/membership', { add: spare }))
+    const reprotected = await until('the spare to complete a full sync', 30_000, async () => {
+      if (cluster.procs.get(spare)!.exit) throw new Error(`spare exited:\n${cluster.procs.get(spare)!.logTail()}`)
+      const l = await cluster.procs.get(survivor.id)!.status()
+      return l?.vm?.protected && l.vm.hasBackup ? l : undefined
+    })
+    const reprotectMs = Date.now() - spareAt
+    mode = 'protected'
+    status.say(
+      `Replica ${spare} joined as a voter (${reprotected.membership}) and completed a full sync ${reprotectMs} ms after it started: ` +
+        'the output guard left unprotected mode.',
+    )
+
+    await sleep(Math.max(0, wStart + o.workloadMs - Date.now()))
+    await workload.stop()
+    clearInterval(ticker)
+    ticker = undefined
+    status.say(`Workload stopped. Reading back all ${workload.acked.size} acknowledged writes from replica ${survivor.id}...`)
+    const check = await verifyAcked(client, workload.acked, { concurrency: 64, retryMs: 20_000 })
+    const numbers = await scrapeCluster(cluster.procs.values())
+    const reconnects = client.reconnects
+    client.close()
+    client = undefined
+    await cluster.stopAll()
+    const cleanShutdown = [...cluster.procs.values()]
+      .filter((p) => p.addr.id !== firstPrimary && p.child)
+      .every((p) => p.exit?.code === 0)
+    return {
+      firstPrimary,
+      newPrimary: survivor.id,
+      spare,
+      electionMs,
+      clientResumeMs,
+      reprotectMs,
+      acked: workload.acked.size,
+      checked: check.checked,
+      lost: check.lost,
+      workload: workload.stats,
+      reconnects,
+      numbers,
+      cleanShutdown,
+      workloadErrors: workload.errors,
+      durationMs: Date.now() - t0,
+    }
+  } catch (err) {
+    status.clear()
+    const tails = [...cluster.procs.values()]
+      .filter((p) => p.child)
+      .map((p) => `--- replica ${p.addr.id} (${p.exit ? `exited ${p.exit.code ?? p.exit.signal}` : 'running'}) ---\n${p.logTail(8)}`)
+      .join('\n')
+    throw new Error(`${(err as Error).message}\n${tails}`)
+  } finally {
+    if (ticker) clearInterval(ticker)
+    client?.close()
+    await cluster.cleanup()
+  }
+}
+
+/** Membership changes can be refused while a previous one is pending: retry briefly. */
+async function retry<T>(f: () => Promise<T>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    try {
+      return await f()
+    } catch (err) {
+      if (Date.now() > deadline) throw err
+      await sleep(100)
+    }
+  }
+}

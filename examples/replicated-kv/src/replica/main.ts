@@ -1,0 +1,55 @@
+// Entry point of one replica process:
+//   node --import tsx src/replica/main.ts --config replica-1.json
+// Bad configuration -> one line on stderr, exit 78. SIGTERM/SIGINT -> clean shutdown, exit 0.
+import { CONFIG_EXIT_CODE, ConfigError } from '../config/config-error.js'
+import { loadReplicaConfig } from '../config/replica-config.js'
+import { jsonLogger } from '../runtime/logger.js'
+import { ReplicaNode } from './replica-node.js'
+
+function die(message: string, code: number): never {
+  process.stderr.write(`plover replica: ${message}\n`)
+  process.exit(code)
+}
+
+async function main(): Promise<void> {
+  let cfg: ReturnType<typeof loadReplicaConfig>
+  try {
+    cfg = loadReplicaConfig(process.argv.slice(2))
+  } catch (err) {
+    if (err instanceof ConfigError) die(err.message, CONFIG_EXIT_CODE)
+    throw err
+  }
+  const logger = jsonLogger({ replica: cfg.id })
+  let node: ReplicaNode
+  try {
+    node = await ReplicaNode.start(cfg, logger, (err) => {
+      logger.error('fatal, exiting', { error: err })
+      process.exit(1)
+    })
+  } catch (err) {
+    if (err instanceof ConfigError) die(err.message, CONFIG_EXIT_CODE)
+    die(`failed to start: ${(err as Error).message}`, 1)
+  }
+  logger.info('replica started', { pid: process.pid })
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    logger.info('shutting down', { signal })
+    const force = setTimeout(() => die('shutdown took longer than 10 s', 1), 10_000)
+    force.unref()
+    node.close().then(
+      () => {
+        logger.info('stopped cleanly')
+        process.exit(0)
+      },
+      (err: Error) => die(`shutdown failed: ${err.message}`, 1),
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  // Started by a supervisor over IPC (the demo): never outlive it, even if it is SIGKILLed.
+  if (process.send) process.on('disconnect', () => stop('supervisor gone'))
+}
+
+main().catch((err: Error) => die(`unexpected error: ${err.message}`, 1))

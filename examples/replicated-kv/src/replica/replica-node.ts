@@ -1,0 +1,278 @@
+// One replica process: a consensus replica (WAL in the data dir, authenticated TCP transport)
+// and, unless it is the witness, a VM stack, the client port and the sync links. Leadership of
+// the log is the single source of truth for "who is primary".
+import { mkdir } from 'node:fs/promises'
+import { ConfChangeType, type Membership, MemberRole, type NodeId, type PeerAddress, Replica } from '@plover/consensus'
+import type { NotLeaderInfo } from '../client/wire.js'
+import { ConfigError } from '../config/config-error.js'
+import { type ReplicaConfig, self } from '../config/replica-config.js'
+import { ConsensusOrderedLog } from '../runtime/consensus-log.js'
+import type { Logger } from '../runtime/logger.js'
+import { ClientServer } from './client-server.js'
+import { HttpServer } from './http-server.js'
+import { formatSamples, type Sample } from './prom-text.js'
+import { SyncLinks } from './sync-links.js'
+import { VmStack } from './vm-stack.js'
+
+const ROLE: Record<string, MemberRole> = {
+  voter: MemberRole.Voter,
+  witness: MemberRole.Witness,
+  learner: MemberRole.Learner,
+}
+const ROLE_NAME = ['voter', 'witness', 'learner']
+
+/** Turns "address in use" and friends into one operator-readable line. */
+async function bind<T>(what: string, host: string, port: number, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f()
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EADDRINUSE') throw new ConfigError(`${what} port ${port} on ${host} is already in use`)
+    if (code === 'EACCES') throw new ConfigError(`no permission to listen on ${what} port ${port} on ${host}`)
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
+      throw new ConfigError(`${what} address ${host} is not an address of this host`)
+    }
+    throw err
+  }
+}
+
+export class ReplicaNode {
+  private replica: Replica | undefined
+  private log: ConsensusOrderedLog | undefined
+  private vm: VmStack | undefined
+  private clients: ClientServer | undefined
+  private links: SyncLinks | undefined
+  private http: HttpServer | undefined
+  private closing: Promise<void> | undefined
+  private failoverCount = 0
+
+  private constructor(
+    readonly cfg: ReplicaConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Binds every port, opens the WAL, starts the VM (unless witness). Cleans up on failure. */
+  static async start(cfg: ReplicaConfig, logger: Logger, onFatal: (err: Error) => void): Promise<ReplicaNode> {
+    const node = new ReplicaNode(cfg, logger)
+    try {
+      await node.open(onFatal)
+    } catch (err) {
+      await node.close().catch(() => {})
+      throw err
+    }
+    return node
+  }
+
+  private async open(onFatal: (err: Error) => void): Promise<void> {
+    const cfg = this.cfg
+    const me = self(cfg)
+    try {
+      await mkdir(cfg.dataDir, { recursive: true })
+    } catch (err) {
+      throw new ConfigError(`cannot create data directory ${cfg.dataDir}: ${(err as Error).message}`)
+    }
+    this.http = new HttpServer(me.host, me.metricsPort, {
+      metrics: () => this.metricsText(),
+      status: () => this.status(),
+      membership: (c) => this.changeMembership(c),
+    })
+    await bind('metrics', me.host, me.metricsPort, () => this.http!.listen())
+    const peers = new Map<NodeId, PeerAddress>()
+    for (const r of cfg.replicas) if (r.id !== cfg.id) peers.set(r.id, { host: r.host, port: r.consensusPort })
+    const membership: Membership = { members: cfg.bootstrap.map((b) => ({ id: b.id, role: ROLE[b.role] })) }
+
+    if (me.role === 'voter') {
+      this.clients = new ClientServer({
+        host: me.host,
+        port: me.clientPort!,
+        log: this.logger,
+        serving: () => (this.log?.isLeader ?? false) && (this.vm?.isPrimary ?? false),
+        leaderHint: () => this.leaderHint(),
+        submit: (frame) => this.vm?.replica.pushInput(frame),
+      })
+      await bind('client', me.host, me.clientPort!, () => this.clients!.listen())
+      this.links = new SyncLinks({
+        host: me.host,
+        port: me.syncPort!,
+        psk: cfg.clusterKey,
+        logger: this.logger,
+        isLeader: () => this.log?.isLeader ?? false,
+        leaderAddress: () => this.leaderSyncAddress(),
+        onLink: (link) => this.vm?.attachLink(link),
+      })
+      await bind('sync', me.host, me.syncPort!, () => this.links!.listen())
+    }
+
+    this.replica = await bind('consensus', me.host, me.consensusPort, () =>
+      Replica.open({
+        id: cfg.id,
+        dir: `${cfg.dataDir}/consensus`,
+        listen: { host: me.host, port: me.consensusPort },
+        peers,
+        membership,
+        clusterKey: cfg.clusterKey,
+        tickMs: cfg.tickMs,
+        electionTicks: cfg.electionTicks,
+        preVote: true,
+        checkQuorum: true,
+      }),
+    )
+    const replica = this.replica
+    const rec = replica.recovery
+    this.logger.info('consensus replica open', {
+      role: replica.role,
+      term: replica.term,
+      recoveredEntries: rec.entries.length,
+      membership: this.describeMembership(),
+    })
+    replica.on('error', (err) => {
+      this.logger.error('consensus replica stopped', { error: err })
+      onFatal(err)
+    })
+    replica.on('leader', (leader, term) => {
+      this.logger.info('leader changed', { leader, term })
+      this.links?.refresh()
+    })
+    this.log = new ConsensusOrderedLog(replica)
+
+    if (me.role === 'voter') {
+      this.vm = await VmStack.start({
+        log: this.log,
+        logger: this.logger,
+        pages: cfg.vmPages,
+        tuning: cfg.sync,
+        replicaId: cfg.id,
+      })
+      this.vm.replica.guard.on('release', (f) => {
+        // Belt and braces: only a leader's answers ever reach a client.
+        if (this.log?.isLeader) this.clients?.deliver(f)
+      })
+      this.log.on('leadership', (isLeader) => this.onLeadership(isLeader))
+      if (this.log.isLeader) this.onLeadership(true)
+    }
+  }
+
+  private onLeadership(isLeader: boolean): void {
+    this.logger.info(isLeader ? 'this replica leads: acting as primary' : 'this replica no longer leads', {
+      term: this.replica?.term,
+    })
+    if (isLeader) this.failoverCount++
+    if (!isLeader) this.clients?.dropAll('lost leadership')
+    this.vm?.setLeader(isLeader)
+    this.links?.refresh()
+  }
+
+  private leaderHint(): NotLeaderInfo {
+    const leader = this.replica?.leader ?? 0
+    const addr = this.cfg.replicas.find((r) => r.id === leader)
+    return { leader, client: addr?.clientPort ? `${addr.host}:${addr.clientPort}` : null }
+  }
+
+  private leaderSyncAddress(): { id: number; host: string; port: number } | undefined {
+    const leader = this.replica?.leader ?? 0
+    if (!leader || leader === this.cfg.id) return undefined
+    const addr = this.cfg.replicas.find((r) => r.id === leader)
+    if (!addr?.syncPort) return undefined
+    return { id: leader, host: addr.host, port: addr.syncPort }
+  }
+
+  private describeMembership(): string {
+    const m = this.replica?.membership
+    return m ? m.members.map((x) => `${x.id}:${ROLE_NAME[x.role]}`).join(' ') : ''
+  }
+
+  private async changeMembership(c: { add?: number; remove?: number }): Promise<unknown> {
+    const replica = this.replica
+    if (!replica) throw new Error('replica not open')
+    if (replica.role !== 'leader') throw new Error(`not the leader (leader is ${replica.leader || 'unknown'})`)
+    const id = c.add ?? c.remove
+    if (!Number.isInteger(id) || (c.add !== undefined && c.remove !== undefined)) {
+      throw new Error('give exactly one of {"add": id} or {"remove": id}')
+    }
+    const addr = this.cfg.replicas.find((r) => r.id === id)
+    if (c.add !== undefined && !addr) throw new Error(`unknown peer ${id}: not in this replica's replicas table`)
+    const role = addr?.role === 'witness' ? MemberRole.Witness : MemberRole.Voter
+    const type = c.add !== undefined ? ConfChangeType.AddMember : ConfChangeType.RemoveMember
+    const index = await replica.proposeConfChange({ type, id: id!, role })
+    this.logger.info('membership changed', { add: c.add, remove: c.remove, index, membership: this.describeMembership() })
+    return { index, membership: this.describeMembership() }
+  }
+
+  status(): Record<string, unknown> {
+    const r = this.replica
+    const g = this.vm?.replica.guard.stats()
+    return {
+      id: this.cfg.id,
+      role: r?.role,
+      leader: r?.leader,
+      term: r?.term,
+      commitIndex: r?.commitIndex,
+      membership: this.describeMembership(),
+      vm: this.vm
+        ? {
+            role: this.vm.replica.role,
+            trusted: !(this.vm.replica.backup?.needFull ?? false),
+            protected: g?.isProtected,
+            heldFrames: g?.heldFrames,
+            hasBackup: this.vm.replica.primary?.hasBackup ?? false,
+            entries: this.vm.vm.entryCount(),
+          }
+        : null,
+    }
+  }
+
+  private async metricsText(): Promise<string> {
+    const r = this.replica
+    const g = (name: string, help: string, value: number): Sample => ({
+      name: `plover_replica_${name}`,
+      help,
+      type: 'gauge',
+      value,
+    })
+    const samples: Sample[] = [
+      g('is_leader', '1 while this replica is the consensus leader (= primary)', r?.role === 'leader' ? 1 : 0),
+      g('is_witness', '1 for a witness', self(this.cfg).role === 'witness' ? 1 : 0),
+      g('leader_id', 'Current leader id (0 = unknown)', r?.leader ?? 0),
+      g('term', 'Consensus term', r?.term ?? 0),
+      g('commit_index', 'Consensus commit index', r?.commitIndex ?? 0),
+      g('members', 'Members in the current membership', r?.membership.members.length ?? 0),
+      g('leaderships_total', 'Times this replica became leader', this.failoverCount),
+    ]
+    const vm = this.vm
+    if (vm) {
+      const gs = vm.replica.guard.stats()
+      samples.push(
+        g('vm_primary', '1 while the VM acts as primary', vm.isPrimary ? 1 : 0),
+        g('vm_trusted', '0 while the VM waits for a full sync', vm.replica.backup?.needFull ? 0 : 1),
+        g('outputs_protected', '1 while outputs are held for a synced backup', gs.isProtected ? 1 : 0),
+        g('output_released_frames', 'Output frames released to clients', gs.releasedFrames),
+        g('vm_entries', 'Key/value pairs in the VM', vm.vm.entryCount()),
+        g('vm_applied_index', 'Highest log index the VM has processed', vm.replica.delivery.appliedThrough),
+      )
+      if (this.clients) {
+        const c = this.clients.stats
+        samples.push(
+          g('client_requests_total', 'Client requests submitted to the log', c.requests),
+          g('client_responses_total', 'Answers written to clients', c.responses),
+          g('client_redirects_total', 'Requests answered with NotLeader', c.redirects),
+        )
+      }
+      samples.push(...vm.totals.samples())
+    }
+    const own = formatSamples(samples, { replica: String(this.cfg.id) })
+    return vm ? own + (await vm.metrics.metrics()) : own
+  }
+
+  /** Clean shutdown: stop serving, stop the VM, close the WAL. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.clients?.close().catch(() => {})
+      await this.links?.close().catch(() => {})
+      await this.vm?.close().catch(() => {})
+      this.log?.detach()
+      await this.replica?.close().catch(() => {})
+      await this.http?.close().catch(() => {})
+    })()
+    return this.closing
+  }
+}

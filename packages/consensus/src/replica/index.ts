@@ -1,0 +1,2 @@
+export { LeadershipLostError, NotLeaderError, ReplicaStoppedError } from './errors.js'
+export { Replica, type ReplicaEvents, type ReplicaOptions } from './replica.js'

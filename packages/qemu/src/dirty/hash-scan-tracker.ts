@@ -1,0 +1,122 @@
+// DirtyTracker that works on every kernel: hash every page of guest RAM and compare with the hash
+// vector taken at the last reset(). Hashing is the pause-time floor, so it runs on vmsync's
+// worker-thread PageHasher straight from the RAM file. The vector of the last scan is exposed
+// (currentHashes) so the sync protocol does not hash the same pages a second time.
+import type { DirtyTracker, MemorySource } from '@plover/vmsync'
+import { VmNotPausedError } from '../memory/errors.js'
+
+/** What the tracker needs from vmsync's PageHasher. */
+export interface PageHashing {
+  /**
+   * One fixed-size digest per page, concatenated, in the order of `indices` (or of all pages);
+   * written into `out` when given.
+   */
+  hash(source: MemorySource, indices: Uint32Array | 'all', out?: Buffer): Promise<Buffer>
+}
+
+export interface HashScanTrackerOptions {
+  readonly hasher: PageHashing
+  readonly source: MemorySource
+  readonly pageSize?: number
+  readonly isPaused: () => boolean
+  /**
+   * Changes whenever guest RAM may have changed (the VM ran, or pages were written). While it
+   * stays the same, a scan's vector is still exact and reset() adopts it instead of re-hashing.
+   */
+  readonly changeStamp?: () => number
+}
+
+export interface ScanStats {
+  readonly pages: number
+  readonly bytes: number
+  readonly durationMs: number
+  /** Bytes hashed per second. */
+  readonly bytesPerSecond: number
+}
+
+export class HashScanTracker implements DirtyTracker {
+  readonly kind = 'hash-scan'
+  readonly pageCount: number
+  #baseline: Buffer | undefined
+  #latest: { hashes: Buffer; stamp: number | undefined } | undefined
+  #lastScan: ScanStats | undefined
+  #pool: Buffer[] = []
+
+  constructor(private readonly options: HashScanTrackerOptions) {
+    const pageSize = options.pageSize ?? 4096
+    if (options.source.kind !== 'file' && options.source.kind !== 'shared') throw new Error('unknown memory source')
+    const size = options.source.kind === 'file' ? options.source.size : options.source.buffer.byteLength
+    this.pageCount = size / pageSize
+  }
+
+  /**
+   * Digests of every page as of the last scan, if guest RAM cannot have changed since. The buffer
+   * is reused: valid until the next collect()/reset().
+   */
+  get currentHashes(): Buffer | undefined {
+    const latest = this.#latest
+    if (!latest || latest.stamp === undefined || latest.stamp !== this.options.changeStamp?.()) return undefined
+    return latest.hashes
+  }
+
+  get digestBytes(): number | undefined {
+    return this.#latest ? this.#latest.hashes.byteLength / this.pageCount : undefined
+  }
+
+  get lastScan(): ScanStats | undefined {
+    return this.#lastScan
+  }
+
+  async reset(): Promise<void> {
+    if (!this.options.isPaused()) throw new VmNotPausedError('HashScanTracker.reset')
+    this.#baseline = this.currentHashes ?? (await this.#scan())
+  }
+
+  async collect(): Promise<Uint32Array> {
+    if (!this.options.isPaused()) throw new VmNotPausedError('HashScanTracker.collect')
+    const current = this.currentHashes ?? (await this.#scan())
+    const baseline = this.#baseline
+    // Without a baseline every page counts as changed: the first sync must be a full one.
+    if (!baseline) return Uint32Array.from({ length: this.pageCount }, (_, i) => i)
+    return diffDigests(baseline, current, this.pageCount)
+  }
+
+  // Two vectors are reused across syncs (baseline and latest): a fresh 1 MiB per scan would be
+  // touched page by page, which costs more than the comparison.
+  async #scan(): Promise<Buffer> {
+    const stamp = this.options.changeStamp?.()
+    const started = performance.now()
+    const out = this.#pool.find((b) => b !== this.#baseline)
+    const hashes = await this.options.hasher.hash(this.options.source, 'all', out)
+    if (!out) this.#pool.push(hashes) // at most two: the baseline and the one being refilled
+    const durationMs = performance.now() - started
+    if (hashes.byteLength % this.pageCount !== 0 || hashes.byteLength === 0) {
+      throw new Error(`hasher returned ${hashes.byteLength} bytes for ${this.pageCount} pages`)
+    }
+    const bytes = this.pageCount * (this.options.pageSize ?? 4096)
+    this.#lastScan = { pages: this.pageCount, bytes, durationMs, bytesPerSecond: bytes / (durationMs / 1000) }
+    this.#latest = { hashes, stamp }
+    return hashes
+  }
+}
+
+/** Indices (ascending) of the pages whose digests differ between two equally long vectors. */
+export function diffDigests(a: Uint8Array, b: Uint8Array, pages: number): Uint32Array {
+  if (a.byteLength !== b.byteLength || a.byteLength % pages !== 0) {
+    throw new Error(`digest vectors differ in size (${a.byteLength} vs ${b.byteLength}) or do not fit ${pages} pages`)
+  }
+  const width = a.byteLength / pages
+  const va = new DataView(a.buffer, a.byteOffset, a.byteLength)
+  const vb = new DataView(b.buffer, b.byteOffset, b.byteLength)
+  const out = new Uint32Array(pages)
+  let n = 0
+  const words = width >> 2
+  for (let p = 0; p < pages; p++) {
+    const base = p * width
+    let same = true
+    for (let w = 0; w < words && same; w++) same = va.getUint32(base + w * 4) === vb.getUint32(base + w * 4)
+    for (let k = words * 4; k < width && same; k++) same = a[base + k] === b[base + k]
+    if (!same) out[n++] = p
+  }
+  return out.slice(0, n)
+}

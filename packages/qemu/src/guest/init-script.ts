@@ -1,0 +1,81 @@
+/** Kernel modules the Debian kernel needs for virtio-net, in insmod order (dependencies first). */
+export const GUEST_MODULES = [
+  'virtio_ring',
+  'virtio',
+  'virtio_pci_modern_dev',
+  'virtio_pci_legacy_dev',
+  'virtio_pci',
+  'failover',
+  'net_failover',
+  'virtio_net',
+] as const
+
+/** Printed on the serial console once redis answers PING inside the guest. */
+export const GUEST_READY_MARKER = 'PLOVER-GUEST-READY'
+/** Printed when redis-server exits inside the guest (the guest then powers off). */
+export const GUEST_REDIS_EXITED_MARKER = 'PLOVER-GUEST-REDIS-EXITED'
+/** Port redis listens on inside the guest. */
+export const GUEST_REDIS_PORT = 6379
+
+/** redis.conf inside the guest: a pure in-memory server reachable from the test network. */
+export const GUEST_REDIS_CONF = `bind 0.0.0.0
+port ${GUEST_REDIS_PORT}
+protected-mode no
+daemonize no
+save ""
+appendonly no
+dir /tmp
+loglevel warning
+logfile /tmp/redis.log
+`
+
+/**
+ * The guest's /init (busybox sh). Reads its network settings from the kernel command line:
+ *   plover.ip=A.B.C.D/NN   static address of eth0 (absent: eth0 is brought up without an address)
+ *   plover.gw=A.B.C.D      default gateway (optional)
+ * WHY a shell script and no init system: boot time under TCG is dominated by what runs, and this
+ * is the least that gives a reachable redis.
+ */
+export function guestInitScript(): string {
+  const modules = GUEST_MODULES.join(' ')
+  return `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/usr/bin
+mkdir -p /proc /sys /dev /tmp /run
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo 1 > /proc/sys/vm/overcommit_memory
+for m in ${modules}; do
+  insmod /lib/modules/plover/$m.ko || echo "plover-init: insmod $m failed"
+done
+ip link set lo up
+ip=""; gw=""
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    plover.ip=*) ip="\${arg#plover.ip=}" ;;
+    plover.gw=*) gw="\${arg#plover.gw=}" ;;
+  esac
+done
+if ip link show eth0 >/dev/null 2>&1; then
+  [ -n "$ip" ] && ip addr add "$ip" dev eth0
+  ip link set eth0 up
+  [ -n "$gw" ] && ip route add default via "$gw"
+else
+  echo "plover-init: no eth0"
+fi
+/usr/bin/redis-server /etc/redis.conf &
+redis_pid=$!
+while ! printf 'PING\\r\\n' | timeout 2 nc 127.0.0.1 ${GUEST_REDIS_PORT} 2>/dev/null | grep -q PONG; do
+  if ! kill -0 $redis_pid 2>/dev/null; then break; fi
+  usleep 100000
+done
+if kill -0 $redis_pid 2>/dev/null; then
+  echo "${GUEST_READY_MARKER} ip=\${ip:-none}" > /dev/console
+fi
+wait $redis_pid
+echo "${GUEST_REDIS_EXITED_MARKER}" > /dev/console
+cat /tmp/redis.log > /dev/console 2>/dev/null
+poweroff -f
+`
+}

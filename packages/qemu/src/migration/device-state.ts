@@ -1,0 +1,171 @@
+// Device-state transfer with stock QEMU migration and x-ignore-shared: only CPU and device state
+// (plus small non-shared RAM blocks such as ROMs) travel; guest RAM stays in the files.
+//   migrateToStandby   primary → standby directly over a unix socket (both on this host)
+//   exportDeviceState  primary → a Node-owned socket: the stream as bytes, to send over our own link
+//   importDeviceState  bytes → a standby's `migrate-incoming` socket
+// Every form leaves the source in `postmigrate` (or paused after a failure): `cont` resumes it.
+import { rmSync } from 'node:fs'
+import { connect, createServer, type Socket } from 'node:net'
+import { MigrationFailedError } from './errors.js'
+import {
+  cancelMigration,
+  enableIgnoreShared,
+  ensureStopped,
+  type MigrationQmp,
+  waitForIncomingSettled,
+  waitForMigration,
+} from './migration-steps.js'
+
+export interface TransferStats {
+  /** From the `migrate` command (or the first byte fed) to the final state on both sides. */
+  readonly durationMs: number
+  /** Bytes of the migration stream (counted by Node when relayed, else QEMU's ram.total-transferred). */
+  readonly streamBytes: number
+  /** QEMU's own `total-time` of the outgoing migration, when known. */
+  readonly qemuTotalTimeMs?: number
+}
+
+export interface TransferOptions {
+  /** Unix socket path for the stream (must not exist; removed afterwards). */
+  readonly socketPath: string
+  /** Budget for the whole transfer (default 30 s). */
+  readonly timeoutMs?: number
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000
+
+/** Migrates the stopped primary into a standby started with `-incoming defer`; the standby ends paused. */
+export async function migrateToStandby(
+  primary: MigrationQmp,
+  standby: MigrationQmp,
+  options: TransferOptions,
+): Promise<TransferStats> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  await ensureStopped(primary)
+  await Promise.all([enableIgnoreShared(primary), enableIgnoreShared(standby)])
+  rmSync(options.socketPath, { force: true })
+  await standby.migrateIncoming(`unix:${options.socketPath}`)
+  const started = performance.now()
+  try {
+    await primary.migrate(`unix:${options.socketPath}`)
+    // Both sides are awaited to their end, so a failure reports both views (the source's
+    // error-desc is often just a broken pipe; the destination's is why).
+    const [out, into] = await Promise.allSettled([
+      waitForMigration(primary, 'source', { timeoutMs }),
+      waitForMigration(standby, 'destination', { timeoutMs }).then(() => waitForIncomingSettled(standby, { timeoutMs })),
+    ])
+    if (out.status === 'fulfilled' && into.status === 'fulfilled') {
+      return {
+        durationMs: performance.now() - started,
+        streamBytes: out.value.ram?.transferred ?? 0,
+        ...(out.value['total-time'] !== undefined ? { qemuTotalTimeMs: out.value['total-time'] } : {}),
+      }
+    }
+    const reasons = [out, into].filter((r) => r.status === 'rejected').map((r) => (r.reason as Error).message)
+    throw new MigrationFailedError(
+      into.status === 'rejected' ? 'destination' : 'source',
+      reasons.join('; '),
+      out.status === 'fulfilled' ? out.value.status : (out.reason as MigrationFailedError).status,
+    )
+  } catch (err) {
+    await cancelMigration(primary)
+    throw asMigrationError(err, 'source')
+  } finally {
+    rmSync(options.socketPath, { force: true })
+  }
+}
+
+/** Migrates the stopped primary into a socket Node listens on and returns the stream's bytes. */
+export async function exportDeviceState(
+  primary: MigrationQmp,
+  options: TransferOptions,
+): Promise<{ state: Buffer; stats: TransferStats }> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  await ensureStopped(primary)
+  await enableIgnoreShared(primary)
+  rmSync(options.socketPath, { force: true })
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.socketPath, resolve)
+  })
+  const ac = new AbortController()
+  const received = new Promise<Buffer>((resolve, reject) => {
+    server.once('connection', (socket: Socket) => {
+      server.close() // one stream per export
+      const chunks: Buffer[] = []
+      socket.on('data', (c: Buffer) => chunks.push(c))
+      socket.once('end', () => resolve(Buffer.concat(chunks)))
+      socket.once('error', reject)
+    })
+    ac.signal.addEventListener('abort', () => reject(ac.signal.reason), { once: true })
+  })
+  received.catch(() => undefined) // observed below; avoid an unhandled rejection on early failure
+  const started = performance.now()
+  try {
+    await primary.migrate(`unix:${options.socketPath}`)
+    const info = await waitForMigration(primary, 'source', { timeoutMs })
+    const state = await withTimeout(received, timeoutMs, 'relay')
+    return {
+      state,
+      stats: {
+        durationMs: performance.now() - started,
+        streamBytes: state.byteLength,
+        ...(info['total-time'] !== undefined ? { qemuTotalTimeMs: info['total-time'] } : {}),
+      },
+    }
+  } catch (err) {
+    ac.abort(new Error('export aborted'))
+    await cancelMigration(primary)
+    throw asMigrationError(err, 'source')
+  } finally {
+    server.close()
+    rmSync(options.socketPath, { force: true })
+  }
+}
+
+/** Feeds an exported stream into a standby started with `-incoming defer`; the standby ends paused. */
+export async function importDeviceState(
+  standby: MigrationQmp,
+  state: Uint8Array,
+  options: TransferOptions,
+): Promise<TransferStats> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  await enableIgnoreShared(standby)
+  rmSync(options.socketPath, { force: true })
+  await standby.migrateIncoming(`unix:${options.socketPath}`)
+  const started = performance.now()
+  const socket = connect(options.socketPath)
+  const sent = new Promise<void>((resolve, reject) => {
+    socket.once('error', reject)
+    socket.once('connect', () => socket.end(state, () => resolve()))
+  })
+  sent.catch(() => undefined)
+  try {
+    await Promise.all([withTimeout(sent, timeoutMs, 'relay'), waitForMigration(standby, 'destination', { timeoutMs })])
+    await waitForIncomingSettled(standby, { timeoutMs })
+    return { durationMs: performance.now() - started, streamBytes: state.byteLength }
+  } catch (err) {
+    throw asMigrationError(err, 'destination')
+  } finally {
+    socket.destroy()
+    rmSync(options.socketPath, { force: true })
+  }
+}
+
+function asMigrationError(err: unknown, side: 'source' | 'destination'): Error {
+  if (err instanceof Error && (err.name === 'MigrationFailedError' || err.name === 'MigrationTimeoutError')) return err
+  return new MigrationFailedError(side, err instanceof Error ? err.message : String(err), undefined)
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, side: 'relay'): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new MigrationFailedError(side, `no end of stream within ${ms} ms`, undefined)), ms)
+  })
+  try {
+    return await Promise.race([p, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,267 @@
+// ReplicatedVm over a stock QEMU: run control over QMP, RAM through the shared RAM file, device
+// state through x-ignore-shared migration, frames through the filter-redirector sockets.
+// importDeviceState cannot load into the running process (QEMU accepts an incoming migration only
+// when started with -incoming): it loads into a pre-spawned standby that maps the same RAM file
+// and then swaps it in, stopping the old process.
+import { join } from 'node:path'
+import type { DirtyTracker, MemorySource, ReplicatedVm, ReplicatedVmEvents, VmExitInfo, VmRunState } from '@plover/vmsync'
+import { EventEmitter } from 'eventemitter3'
+import type { PageHashing } from '../dirty/hash-scan-tracker.js'
+import { type DirtyTrackerKind, type SelectedTracker, selectDirtyTracker } from '../dirty/select-tracker.js'
+import type { SoftDirtyProbeReport } from '../dirty/soft-dirty-probe.js'
+import { FrameChannel, type FrameChannelCounters } from '../frames/frame-channel.js'
+import type { QemuExit, QemuProcess } from '../launch/qemu-process.js'
+import { DEFAULT_MEMORY_MIB } from '../launch/vm-config.js'
+import { VmNotPausedError } from '../memory/errors.js'
+import { GuestMemory } from '../memory/guest-memory.js'
+import { exportDeviceState, importDeviceState, type TransferStats } from '../migration/device-state.js'
+import type { StandbyPool } from '../migration/standby-pool.js'
+import { NoStandbyError, VmExitedError } from './errors.js'
+
+export interface QemuVmOptions {
+  /** A launched QEMU: a booted guest, or a standby that already loaded its state. */
+  readonly process: QemuProcess
+  /** vmsync's PageHasher (or anything hashing pages of a MemorySource): used by hash-scan tracking. */
+  readonly hasher: PageHashing
+  /** Source of fresh standbys mapping this VM's RAM file; required for importDeviceState. */
+  readonly standbys?: StandbyPool
+  /** Forces a dirty-tracking kind; by default the soft-dirty probe decides. */
+  readonly dirtyTracking?: DirtyTrackerKind
+  readonly softDirtyProbe?: SoftDirtyProbeReport
+  /** Budget of one device-state transfer (default 30 s). */
+  readonly transferTimeoutMs?: number
+  /** Delete the RAM file on close (default false). */
+  readonly removeRamOnClose?: boolean
+  readonly log?: (message: string) => void
+}
+
+/** QemuVm's events beyond ReplicatedVm's (on `vm.host`: the ReplicatedVm event map is closed). */
+export interface QemuVmHostEvents {
+  /** A frame from the network side of the NIC, diverted to Node before reaching the guest. */
+  'net-frame': (frame: Buffer) => void
+  /** importDeviceState replaced the QEMU process. */
+  swapped: (next: QemuProcess, previous: QemuProcess) => void
+}
+
+export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements ReplicatedVm {
+  /** Host-side events: network frames and process swaps. Stable across swaps. */
+  readonly host = new EventEmitter<QemuVmHostEvents>()
+  readonly pageSize: number
+  readonly pageCount: number
+  readonly memorySource: MemorySource
+  /** Pages changed since the last reset (the VM must be paused); kind and probe in `dirtyInfo`. */
+  readonly dirty: DirtyTracker
+  #process: QemuProcess
+  #frames: FrameChannel | undefined
+  #state: VmRunState = 'running'
+  #resumes = 0
+  #tracker: SelectedTracker | undefined
+  #trackerPid = 0
+  #lastExport: TransferStats | undefined
+  #exported: { state: Uint8Array; stamp: number; process: QemuProcess } | undefined
+  #lastImport: TransferStats | undefined
+  #transfers = 0
+  #closing: Promise<void> | undefined
+
+  private constructor(
+    private readonly options: QemuVmOptions,
+    private readonly memory: GuestMemory,
+  ) {
+    super()
+    this.#process = options.process
+    this.pageSize = memory.pageSize
+    this.pageCount = memory.pageCount
+    this.memorySource = memory.source
+    this.dirty = {
+      collect: async () => (await this.#dirtyTracker()).collect(),
+      reset: async () => (await this.#dirtyTracker()).reset(),
+    }
+  }
+
+  static async open(options: QemuVmOptions): Promise<QemuVm> {
+    const proc = options.process
+    const size = (proc.config.memoryMiB ?? DEFAULT_MEMORY_MIB) * 1024 * 1024
+    let vm: QemuVm | undefined
+    const memory = await GuestMemory.open({
+      path: proc.paths.ramPath,
+      size,
+      isPaused: () => vm?.runState === 'paused',
+    })
+    vm = new QemuVm(options, memory)
+    await vm.#adopt(proc)
+    return vm
+  }
+
+  get runState(): VmRunState {
+    return this.#state
+  }
+
+  get process(): QemuProcess {
+    return this.#process
+  }
+
+  /** The four redirector sockets, when the NIC has them (net side: toNet, 'net-frame'). */
+  get frames(): FrameChannel | undefined {
+    return this.#frames
+  }
+
+  get frameCounters(): FrameChannelCounters | undefined {
+    return this.#frames?.counters
+  }
+
+  /** Which dirty tracker runs and why (after the first reset/collect). */
+  get dirtyInfo(): SelectedTracker | undefined {
+    return this.#tracker
+  }
+
+  get lastExport(): TransferStats | undefined {
+    return this.#lastExport
+  }
+
+  get lastImport(): TransferStats | undefined {
+    return this.#lastImport
+  }
+
+  async pause(): Promise<void> {
+    this.#alive()
+    if (this.#state === 'paused') return
+    await this.#process.qmp.stop()
+    this.#state = 'paused'
+  }
+
+  async resume(): Promise<void> {
+    this.#alive()
+    if (this.#state === 'running') return
+    // WHY count first: a scan racing with the resume must not be taken as current afterwards.
+    this.#resumes++
+    await this.#process.qmp.cont()
+    this.#state = 'running'
+  }
+
+  readPages(indices: Uint32Array, dst: Uint8Array): Promise<void> {
+    this.#alive()
+    return this.memory.readPages(indices, dst)
+  }
+
+  writePages(indices: Uint32Array, src: Uint8Array): Promise<void> {
+    this.#alive()
+    return this.memory.writePages(indices, src)
+  }
+
+  async exportDeviceState(): Promise<Uint8Array> {
+    this.#alive()
+    if (this.#state !== 'paused') throw new VmNotPausedError('exportDeviceState')
+    // QEMU refuses a second migration out of `postmigrate` ("paused due to previous migration").
+    // Nothing but `cont` changes device state there, so the last export is still exact.
+    const cached = this.#exported
+    if (cached && cached.stamp === this.#resumes && cached.process === this.#process) return cached.state
+    const { state, stats } = await exportDeviceState(this.#process.qmp, {
+      socketPath: join(this.#process.paths.runDir, `export-${++this.#transfers}.sock`),
+      timeoutMs: this.options.transferTimeoutMs,
+    })
+    this.#lastExport = stats
+    this.#exported = { state, stamp: this.#resumes, process: this.#process }
+    return state
+  }
+
+  async importDeviceState(state: Uint8Array): Promise<void> {
+    this.#alive()
+    if (this.#state !== 'paused') throw new VmNotPausedError('importDeviceState')
+    const pool = this.options.standbys
+    if (!pool) throw new NoStandbyError('importDeviceState needs a standby pool mapping this VM’s RAM file')
+    const standby = await pool.take()
+    try {
+      if (standby.paths.ramPath !== this.#process.paths.ramPath) {
+        throw new NoStandbyError(`standby maps ${standby.paths.ramPath}, this VM ${this.#process.paths.ramPath}`)
+      }
+      this.#lastImport = await importDeviceState(standby.qmp, state, {
+        socketPath: join(standby.paths.runDir, 'incoming.sock'),
+        timeoutMs: this.options.transferTimeoutMs,
+      })
+    } catch (err) {
+      await standby.stop()
+      throw err
+    }
+    const previous = this.#process
+    await this.#adopt(standby)
+    this.#resumes++ // another process now owns the RAM: previous scans are not current any more
+    // WHY keep the RAM file: the new process maps it.
+    await previous.stop({ removeRam: false })
+    this.host.emit('swapped', standby, previous)
+  }
+
+  async injectFrame(frame: Uint8Array): Promise<void> {
+    this.#alive()
+    if (!this.#frames) throw new Error('this VM has no filter-redirector NIC')
+    await this.#frames.toGuest(frame)
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#doClose()
+    return this.#closing
+  }
+
+  async #doClose(): Promise<void> {
+    const wasExited = this.#state === 'exited'
+    this.#state = 'exited'
+    this.#frames?.close()
+    if (!wasExited || this.#process.running) {
+      await this.#process.stop({ removeRam: this.options.removeRamOnClose ?? false })
+    }
+    await this.memory.close()
+  }
+
+  #alive(): void {
+    if (this.#state === 'exited') throw new VmExitedError(`VM ${this.#process.name} has exited`)
+  }
+
+  async #adopt(proc: QemuProcess): Promise<void> {
+    const status = await proc.qmp.queryStatus()
+    let frames: FrameChannel | undefined
+    if (proc.paths.redirectors) {
+      frames = new FrameChannel({ redirectors: proc.paths.redirectors, qmp: proc.qmp })
+      await frames.open()
+    }
+    this.#frames?.close()
+    this.#frames = frames
+    frames?.on('guest-frame', (f) => this.emit('frame-out', f))
+    frames?.on('net-frame', (f) => this.host.emit('net-frame', f))
+    this.#process = proc
+    this.#state = status.running ? 'running' : 'paused'
+    proc.once('exit', (exit) => this.#onExit(proc, exit))
+  }
+
+  #onExit(proc: QemuProcess, exit: QemuExit): void {
+    if (proc !== this.#process || exit.expected || this.#state === 'exited') return
+    this.#state = 'exited'
+    this.#frames?.close()
+    const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`
+    const info: VmExitInfo = {
+      code: exit.code,
+      signal: exit.signal,
+      reason: `QEMU ${proc.name} ${how}; stderr: ${exit.stderrTail.trim().slice(-500)}; serial: ${exit.serialTail.slice(-500)}`,
+    }
+    this.emit('exit', info)
+  }
+
+  async #dirtyTracker(): Promise<DirtyTracker> {
+    this.#alive()
+    const pid = this.#process.pid
+    if (!this.#tracker || (this.#tracker.kind === 'soft-dirty' && this.#trackerPid !== pid)) {
+      const source = this.memorySource
+      if (source.kind !== 'file') throw new Error('QEMU memory is always a file')
+      this.#tracker = await selectDirtyTracker({
+        pid,
+        source,
+        hasher: this.options.hasher,
+        isPaused: () => this.#state === 'paused',
+        changeStamp: () => this.#resumes * 2 ** 20 + this.memory.generation,
+        prefer: this.options.dirtyTracking,
+        probe: this.options.softDirtyProbe,
+        log: this.options.log,
+      })
+      this.#trackerPid = pid
+    }
+    return this.#tracker.tracker
+  }
+}

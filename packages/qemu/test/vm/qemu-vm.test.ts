@@ -1,0 +1,147 @@
+// QemuVm on real QEMU: frames both ways through Node (with a redirector reconnect), device state
+// round trip after a memory copy, a page written into a paused guest seen through redis, SIGKILL.
+import { PageHasher } from '@plover/vmsync'
+import t from 'tap'
+import { compareDeviceState } from '../../src/migration/compare-state.js'
+import { bootTestGuest } from '../../src/testing/boot-test-guest.js'
+import { requireQemu } from '../../src/testing/require-qemu.js'
+import { QemuVm } from '../../src/vm/qemu-vm.js'
+import { VmCloner } from '../fixtures/clone-vm.js'
+import { arpReply, classify, icmpEcho } from '../fixtures/frames.js'
+import { bootRedisGuest, redis } from '../fixtures/redis-guest.js'
+
+const GUEST_IP = '10.0.2.15'
+const PEER_IP = '10.0.2.99'
+
+/** Answers the guest's ARP for PEER_IP and resolves when the echo reply `seq` comes out. */
+function pingThroughNode(vm: QemuVm, seq: number, timeoutMs = 20_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      vm.off('frame-out', onFrame)
+      reject(new Error(`no echo reply ${seq} within ${timeoutMs} ms`))
+    }, timeoutMs)
+    const onFrame = (frame: Uint8Array) => {
+      const c = classify(frame)
+      if (c.kind === 'arp-request' && c.target === PEER_IP) void vm.injectFrame(arpReply(PEER_IP, GUEST_IP))
+      if (c.kind === 'echo-reply' && c.seq === seq) {
+        clearTimeout(timer)
+        vm.off('frame-out', onFrame)
+        resolve()
+      }
+    }
+    vm.on('frame-out', onFrame)
+    vm.injectFrame(icmpEcho(PEER_IP, GUEST_IP, seq)).catch(reject)
+  })
+}
+
+t.test('with clones of one booted guest', async (t) => {
+  const env = requireQemu(t)
+  if (!env) return
+  const template = await bootTestGuest(t, env, { memoryMiB: 128, nic: { kind: 'user', redirectors: true } })
+  const cloner = new VmCloner(template)
+  const hasher = new PageHasher({ threads: 2 })
+  t.teardown(() => hasher.close())
+  const open = async () => {
+    const c = await cloner.clone()
+    const vm = await QemuVm.open({ process: c.process, hasher, standbys: c.standbys, removeRamOnClose: true })
+    t.teardown(async () => {
+      await vm.close()
+      await c.cleanup()
+    })
+    return vm
+  }
+
+  t.test('frames flow both ways through Node, also after an indev reconnect', async (t) => {
+    const vm = await open()
+    await vm.resume()
+    await pingThroughNode(vm, 1)
+    const c1 = vm.frameCounters!
+    t.ok(c1.inIn.frames >= 2, `injected ${c1.inIn.frames} frames (ARP reply + echo)`)
+    t.ok(c1.outOut.frames >= 2, `the guest sent ${c1.outOut.frames} frames (ARP request + echo reply)`)
+    // Dropping Node's connection of an indev makes QEMU's redirector deaf until it is recreated.
+    const up = new Promise<void>((r) => vm.frames!.once('link-up', () => r()))
+    vm.frames!.disconnect('inIn')
+    await up
+    t.equal(vm.frameCounters!.inIn.reconnects, 1)
+    await pingThroughNode(vm, 2)
+    t.pass('the recreated redirector delivers frames again')
+  })
+
+  t.test('device state round trip after copying memory; both VMs continue', async (t) => {
+    const [a, b] = [await open(), await open()]
+    await a.resume()
+    await pingThroughNode(a, 3)
+    await a.pause()
+    await b.pause()
+    const buf = new Uint8Array(1024 * a.pageSize)
+    for (let from = 0; from < a.pageCount; from += 1024) {
+      const idx = Uint32Array.from({ length: Math.min(1024, a.pageCount - from) }, (_, i) => from + i)
+      await a.readPages(idx, buf)
+      await b.writePages(idx, buf)
+    }
+    const state = await a.exportDeviceState()
+    t.equal(await a.exportDeviceState(), state, 'a second export while still paused returns the same state')
+    t.comment(`export: ${a.lastExport!.durationMs.toFixed(1)} ms, ${a.lastExport!.streamBytes} bytes`)
+    const oldPid = b.process.pid
+    await b.importDeviceState(state)
+    t.comment(`import: ${b.lastImport!.durationMs.toFixed(1)} ms`)
+    t.not(b.process.pid, oldPid, 'B now runs in the standby')
+    t.equal(b.runState, 'paused')
+    const diff = compareDeviceState(state, await b.exportDeviceState())
+    t.ok(diff.same, `re-export equals the import apart from the RTC clock (${JSON.stringify(diff)})`)
+    await a.resume()
+    await b.resume()
+    await Promise.all([pingThroughNode(a, 4), pingThroughNode(b, 4)])
+    t.pass('both answer after the transfer')
+  })
+
+  t.test('SIGKILL is reported once as exit with the signal', async (t) => {
+    const vm = await open()
+    const exit = new Promise<{ signal: string | null; reason: string }>((r) => vm.once('exit', r))
+    vm.process.kill('SIGKILL')
+    const info = await exit
+    t.equal(info.signal, 'SIGKILL')
+    t.match(info.reason, /killed by SIGKILL/)
+    t.equal(vm.runState, 'exited')
+    await t.rejects(vm.pause(), /has exited/)
+  })
+})
+
+t.test('a page written into the paused guest changes what redis answers', async (t) => {
+  const env = requireQemu(t)
+  if (!env) return
+  const { vm: proc, port } = await bootRedisGuest(t, env)
+  const hasher = new PageHasher({ threads: 1 })
+  t.teardown(() => hasher.close())
+  const vm = await QemuVm.open({ process: proc, hasher })
+  const before = `plover-${process.pid}-AAAAAAAAAAAAAAAA`
+  const after = `plover-${process.pid}-BBBBBBBBBBBBBBBB`
+  await redis(port, 'SET', 'k', before)
+  await vm.pause()
+  await t.rejects(
+    vm.resume().then(() => vm.writePages(Uint32Array.of(0), new Uint8Array(4096))),
+    /paused/,
+    'refused while running',
+  )
+  await vm.pause()
+  const chunk = 4096
+  const page = new Uint8Array(vm.pageSize * chunk)
+  let patched = 0
+  for (let from = 0; from < vm.pageCount; from += chunk) {
+    const idx = Uint32Array.from({ length: Math.min(chunk, vm.pageCount - from) }, (_, i) => from + i)
+    await vm.readPages(idx, page)
+    const view = Buffer.from(page.buffer, 0, idx.length * vm.pageSize)
+    for (let at = view.indexOf(before); at >= 0; at = view.indexOf(before, at + 1)) {
+      const p = Math.floor(at / vm.pageSize)
+      if (Math.floor((at + before.length - 1) / vm.pageSize) !== p) continue // straddles pages: skip
+      const one = Buffer.from(view.subarray(p * vm.pageSize, (p + 1) * vm.pageSize))
+      one.write(after, at - p * vm.pageSize, 'latin1')
+      await vm.writePages(Uint32Array.of(idx[p]), one)
+      patched++
+    }
+  }
+  t.ok(patched > 0, `patched ${patched} copies of the value in guest RAM`)
+  await vm.resume()
+  t.equal(await redis(port, 'GET', 'k'), after, 'redis returns the bytes written into its memory')
+  await vm.close()
+})

@@ -1,0 +1,204 @@
+// Backup side of the sync protocol:
+//   runSync (marker committed, every earlier input delivered):
+//     wait quiet (bounded) -> pause -> collect own dirty set
+//     -> Dirty(set | needFull)   <- Union(mode, pages)
+//     hash union -> Hashes       (Vsmr only)
+//     <- Pages* (staged, nothing written)  <- TransferEnd
+//     verify count + batch sequence + checksum -> write pages + device state -> reset baseline
+//     -> Ack -> resume
+// Atomicity: the VM is written only after the whole transfer is staged and verified, so a
+// primary that dies before TransferEnd leaves the backup exactly in its pre-sync state, and one
+// that dies after it leaves the complete new state. The only other outcome — the VM refusing the
+// write — marks the backup untrusted (needFull) rather than pretending it is consistent.
+import { EventEmitter } from 'eventemitter3'
+import type { SyncLink } from '../link/link.js'
+import { mbps, type SyncFailure, type SyncReport } from '../metrics/sync-report.js'
+import { SyncChannel } from './channel.js'
+import {
+  type DuplicateMessageError,
+  ProtocolViolationError,
+  type StaleEpochError,
+  SyncAbortedError,
+} from './errors.js'
+import type { SyncMarker } from './marker.js'
+import { SyncMessageType, SyncMode, type UnionMsg } from './messages.js'
+import { assertInRange } from './page-set.js'
+import { PageStaging } from './staging.js'
+import { DEFAULT_PEER_TIMEOUT_MS, quiesceVm, type SyncSideOptions } from './sync-options.js'
+
+export interface BackupSyncOptions extends SyncSideOptions {
+  /**
+   * The VM's state is untrusted (a new or restarted backup): ask for a full sync. Default true.
+   * Pass false only when the VM is known equal to the primary at the last completed sync.
+   */
+  readonly needFull?: boolean
+}
+
+export interface BackupSyncEvents {
+  'sync-completed': (report: SyncReport) => void
+  'sync-failed': (failure: SyncFailure) => void
+  'sync-skipped': (epoch: number, reason: string) => void
+  /** needFull changed (the input delivery skips inputs while it is true). */
+  trust: (trusted: boolean) => void
+  rejected: (error: StaleEpochError | DuplicateMessageError) => void
+  'link-down': (error?: Error) => void
+}
+
+export class BackupSync extends EventEmitter<BackupSyncEvents> {
+  private channel: SyncChannel | undefined
+  private needFullFlag: boolean
+  private floor = 0
+  private readonly peerMs: number
+  private readonly staging: PageStaging
+
+  constructor(private readonly o: BackupSyncOptions) {
+    super()
+    this.needFullFlag = o.needFull ?? true
+    this.peerMs = o.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS
+    this.staging = new PageStaging(o.vm.pageSize, o.vm.pageCount)
+  }
+
+  /** True while the VM's state is untrusted and only a full sync can fix it. */
+  get needFull(): boolean {
+    return this.needFullFlag
+  }
+
+  get hasPrimary(): boolean {
+    return this.channel?.isOpen ?? false
+  }
+
+  attachLink(link: SyncLink): void {
+    this.channel?.close()
+    const ch = new SyncChannel(link, {
+      accepts: [
+        SyncMessageType.Union,
+        SyncMessageType.Pages,
+        SyncMessageType.TransferEnd,
+        SyncMessageType.Abort,
+      ],
+    })
+    ch.setFloor(this.floor)
+    ch.on('rejected', (err) => this.emit('rejected', err))
+    ch.on('close', (err) => {
+      if (this.channel !== ch) return
+      this.channel = undefined
+      this.emit('link-down', err)
+    })
+    this.channel = ch
+  }
+
+  detachLink(error?: Error): void {
+    this.channel?.close(error)
+  }
+
+  async runSync(marker: SyncMarker): Promise<SyncReport | undefined> {
+    const epoch = marker.epoch
+    if (epoch < this.floor) {
+      this.emit('sync-skipped', epoch, `marker epoch ${epoch} already superseded`)
+      return undefined
+    }
+    this.floor = epoch + 1
+    const ch = this.channel
+    if (!ch?.isOpen) {
+      this.emit('sync-skipped', epoch, 'no primary link')
+      return undefined
+    }
+    ch.setFloor(epoch)
+    const { vm, tracker, hasher } = this.o
+    const t0 = performance.now()
+    const sent0 = ch.bytesSent
+    const recv0 = ch.bytesReceived
+    let paused = false
+    let pauseStart = 0
+    let applying = false
+    try {
+      await quiesceVm(this.o, 5, 50)
+      await vm.pause()
+      paused = true
+      pauseStart = performance.now()
+      const needFull = this.needFullFlag
+      const own = needFull ? new Uint32Array(0) : await tracker.collect()
+      await ch.send({ type: SyncMessageType.Dirty, epoch, needFull, pages: own })
+
+      const union = (await ch.take(epoch, [SyncMessageType.Union], this.peerMs)) as UnionMsg
+      if (needFull && union.mode !== SyncMode.Full) {
+        throw new ProtocolViolationError(`asked for a full sync, primary chose ${SyncMode[union.mode]}`)
+      }
+      assertInRange(union.pages, vm.pageCount, 'union')
+      let hashMs = 0
+      let hashedBytes = 0
+      if (union.mode === SyncMode.Vsmr && union.pages.length > 0) {
+        const h0 = performance.now()
+        const hashes = await hasher.hash(vm.memorySource, union.pages)
+        hashMs = performance.now() - h0
+        hashedBytes = union.pages.length * vm.pageSize
+        await ch.send({ type: SyncMessageType.Hashes, epoch, hashes })
+      }
+
+      this.staging.begin(union.mode === SyncMode.Full ? null : union.pages)
+      for (;;) {
+        const m = await ch.take(epoch, [SyncMessageType.Pages, SyncMessageType.TransferEnd], this.peerMs)
+        if (m.type === SyncMessageType.Pages) {
+          this.staging.add(m)
+          continue
+        }
+        if (m.type !== SyncMessageType.TransferEnd) throw new ProtocolViolationError('expected TransferEnd')
+        const staged = this.staging.finish(m)
+        applying = true
+        if (staged.indices.length > 0) await vm.writePages(staged.indices, staged.data)
+        await vm.importDeviceState(staged.deviceState)
+        await tracker.reset()
+        applying = false
+        this.setTrusted(true)
+        // Best effort: if the ack is lost, the primary keeps its dirty baseline, and the next
+        // sync covers these pages again — harmless.
+        await ch.send({ type: SyncMessageType.Ack, epoch }).catch(() => {})
+        await vm.resume()
+        paused = false
+        const t1 = performance.now()
+        ch.setFloor(epoch + 1)
+        const report: SyncReport = {
+          side: 'backup',
+          epoch,
+          mode: union.mode,
+          dirtyPages: own.length,
+          peerDirtyPages: 0,
+          unionPages: union.mode === SyncMode.Full ? vm.pageCount : union.pages.length,
+          identicalPages: union.mode === SyncMode.Vsmr ? union.pages.length - staged.indices.length : 0,
+          identicalPct:
+            union.mode === SyncMode.Vsmr && union.pages.length > 0
+              ? ((union.pages.length - staged.indices.length) / union.pages.length) * 100
+              : 0,
+          divergentPages: staged.indices.length,
+          bytesSent: ch.bytesSent - sent0,
+          bytesReceived: ch.bytesReceived - recv0,
+          deviceStateBytes: staged.deviceState.length,
+          pauseMs: t1 - pauseStart,
+          totalMs: t1 - t0,
+          hashMs,
+          hashedBytes,
+          hashMBps: mbps(hashedBytes, hashMs),
+        }
+        this.emit('sync-completed', report)
+        return report
+      }
+    } catch (err) {
+      const error = err as Error
+      if (applying) this.setTrusted(false)
+      if (!(error instanceof SyncAbortedError)) {
+        ch.send({ type: SyncMessageType.Abort, epoch, reason: error.message }).catch(() => {})
+        ch.close(error)
+      }
+      if (paused) await vm.resume().catch(() => {})
+      this.emit('sync-failed', { side: 'backup', epoch, reason: error.message, error })
+      return undefined
+    }
+  }
+
+  private setTrusted(trusted: boolean): void {
+    const needFull = !trusted
+    if (needFull === this.needFullFlag) return
+    this.needFullFlag = needFull
+    this.emit('trust', trusted)
+  }
+}

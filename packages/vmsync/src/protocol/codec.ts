@@ -1,0 +1,109 @@
+// Binary codec for sync messages: `magic u8 | version u8 | type u8 | epoch u64 | body`.
+// decodeSyncMessage throws only MalformedMessageError.
+import { MalformedMessageError } from './errors.js'
+import { type SyncMessage, SyncMessageType, SyncMode } from './messages.js'
+import { WireReader, WireWriter } from './wire.js'
+
+const MAGIC = 0x5c
+const VERSION = 1
+const CHECKSUM_BYTES = 16
+const MAX_REASON_BYTES = 4096
+
+export function encodeSyncMessage(m: SyncMessage): Uint8Array {
+  const extra = m.type === SyncMessageType.Pages ? m.data.length + m.indices.length * 4 : 0
+  const w = new WireWriter(64 + extra)
+  w.u8(MAGIC).u8(VERSION).u8(m.type).u64(m.epoch)
+  switch (m.type) {
+    case SyncMessageType.Dirty:
+      w.u8(m.needFull ? 1 : 0).u32s(m.pages)
+      break
+    case SyncMessageType.Union:
+      w.u8(m.mode).u32s(m.pages)
+      break
+    case SyncMessageType.Hashes:
+      w.bytes(m.hashes)
+      break
+    case SyncMessageType.Pages:
+      w.u32(m.seq).u32s(m.indices).bytes(m.data)
+      break
+    case SyncMessageType.TransferEnd:
+      if (m.checksum.length !== CHECKSUM_BYTES) throw new RangeError('checksum must be 16 bytes')
+      w.u32(m.pageCount).u32(m.batchCount).bytes(m.checksum).bytes(m.deviceState)
+      break
+    case SyncMessageType.Ack:
+      break
+    case SyncMessageType.Abort:
+      w.bytes(Buffer.from(m.reason.slice(0, MAX_REASON_BYTES), 'utf8'))
+      break
+  }
+  return w.finish()
+}
+
+export function decodeSyncMessage(buf: Uint8Array): SyncMessage {
+  const r = new WireReader(buf)
+  const magic = r.u8('magic')
+  if (magic !== MAGIC) throw new MalformedMessageError(`bad magic 0x${magic.toString(16)}`, 0)
+  const version = r.u8('version')
+  if (version !== VERSION) throw new MalformedMessageError(`unsupported version ${version}`, 1)
+  const type = r.u8('type')
+  const epoch = r.u64('epoch')
+  let m: SyncMessage
+  switch (type) {
+    case SyncMessageType.Dirty: {
+      const flag = r.u8('needFull')
+      if (flag > 1) r.fail(`bad needFull flag ${flag}`)
+      m = { type, epoch, needFull: flag === 1, pages: r.ascendingU32s('dirty pages') }
+      break
+    }
+    case SyncMessageType.Union: {
+      const mode = r.u8('mode')
+      if (!(mode in SyncMode) || typeof SyncMode[mode] !== 'string') r.fail(`bad sync mode ${mode}`)
+      m = { type, epoch, mode, pages: r.ascendingU32s('union pages') }
+      break
+    }
+    case SyncMessageType.Hashes: {
+      const hashes = Uint8Array.from(r.bytes('hashes'))
+      if (hashes.length % CHECKSUM_BYTES !== 0) r.fail(`hash bytes ${hashes.length} not a multiple of 16`)
+      m = { type, epoch, hashes }
+      break
+    }
+    case SyncMessageType.Pages: {
+      const seq = r.u32('seq')
+      const indices = r.ascendingU32s('page indices')
+      const data = r.bytes('page data')
+      if (indices.length === 0 || data.length % indices.length !== 0) {
+        r.fail(`page data ${data.length} bytes does not split into ${indices.length} pages`)
+      }
+      m = { type, epoch, seq, indices, data }
+      break
+    }
+    case SyncMessageType.TransferEnd: {
+      const pageCount = r.u32('pageCount')
+      const batchCount = r.u32('batchCount')
+      const checksum = Uint8Array.from(r.bytes('checksum'))
+      if (checksum.length !== CHECKSUM_BYTES) r.fail(`checksum is ${checksum.length} bytes, want 16`)
+      m = {
+        type,
+        epoch,
+        pageCount,
+        batchCount,
+        checksum,
+        deviceState: Uint8Array.from(r.bytes('device state')),
+      }
+      break
+    }
+    case SyncMessageType.Ack:
+      m = { type, epoch }
+      break
+    case SyncMessageType.Abort: {
+      const reason = r.bytes('reason')
+      if (reason.length > MAX_REASON_BYTES) r.fail('abort reason too long')
+      m = { type, epoch, reason: Buffer.from(reason).toString('utf8') }
+      break
+    }
+    default:
+      throw new MalformedMessageError(`unknown message type ${type}`, 2)
+  }
+  r.end(SyncMessageType[type])
+  return m
+}

@@ -1,0 +1,88 @@
+// The sync protocol's link messages. Every message carries the epoch of the sync it belongs to;
+// the epoch is the one in the SyncMarker log record that started that sync.
+
+export enum SyncMessageType {
+  /** backup -> primary: paused at the marker; here is my dirty set (or: I need a full sync). */
+  Dirty = 1,
+  /** primary -> backup: the page set this sync covers, and how it will be transferred. */
+  Union = 2,
+  /** backup -> primary: one 128-bit hash per page of the union, in union order. */
+  Hashes = 3,
+  /** primary -> backup: a batch of page contents. */
+  Pages = 4,
+  /** primary -> backup: transfer complete — counts, checksum, device state. */
+  TransferEnd = 5,
+  /** backup -> primary: everything applied. */
+  Ack = 6,
+  /** either way: give up this epoch. */
+  Abort = 7,
+}
+
+export enum SyncMode {
+  /** VSMR/PLOVER: hash the union on both sides, send only divergent pages. */
+  Vsmr = 0,
+  /** Remus-style: send every page of the union, no hashing (for comparison). */
+  Remus = 1,
+  /** New or restarted backup: every page of the VM. */
+  Full = 2,
+}
+
+export interface DirtyMsg {
+  readonly type: SyncMessageType.Dirty
+  readonly epoch: number
+  /** The backup's state is untrusted (fresh process, failed apply): send everything. */
+  readonly needFull: boolean
+  readonly pages: Uint32Array
+}
+
+export interface UnionMsg {
+  readonly type: SyncMessageType.Union
+  readonly epoch: number
+  readonly mode: SyncMode
+  /** Ascending. For Full mode this is empty: all pages are implied. */
+  readonly pages: Uint32Array
+}
+
+export interface HashesMsg {
+  readonly type: SyncMessageType.Hashes
+  readonly epoch: number
+  /** 16 bytes per union page. */
+  readonly hashes: Uint8Array
+}
+
+export interface PagesMsg {
+  readonly type: SyncMessageType.Pages
+  readonly epoch: number
+  /** 0, 1, 2 … within the epoch: a gap or repeat is detected before anything is applied. */
+  readonly seq: number
+  readonly indices: Uint32Array
+  /** indices.length * pageSize bytes. */
+  readonly data: Uint8Array
+}
+
+export interface TransferEndMsg {
+  readonly type: SyncMessageType.TransferEnd
+  readonly epoch: number
+  readonly pageCount: number
+  readonly batchCount: number
+  /** xxhash128 over every (index, page) sent, in order. */
+  readonly checksum: Uint8Array
+  readonly deviceState: Uint8Array
+}
+
+export interface AckMsg {
+  readonly type: SyncMessageType.Ack
+  readonly epoch: number
+}
+
+export interface AbortMsg {
+  readonly type: SyncMessageType.Abort
+  readonly epoch: number
+  readonly reason: string
+}
+
+export type SyncMessage = DirtyMsg | UnionMsg | HashesMsg | PagesMsg | TransferEndMsg | AckMsg | AbortMsg
+
+export function messageName(t: SyncMessageType): string {
+  return SyncMessageType[t] ?? `type#${t}`
+}

@@ -1,0 +1,186 @@
+// One replica's vmsync runtime: wires an OrderedLog, a ReplicatedVm, the input coordinator
+// (batcher + in-order delivery), the output guard and the primary- or backup-side sync protocol.
+// The sync link (authenticated, point-to-point) is attached by the caller when the peer
+// connects. Promotion (backup -> primary on failover) keeps the VM's own state, as PLOVER does;
+// demotion makes the VM untrusted (full sync).
+import { EventEmitter } from 'eventemitter3'
+import { InputBatcher, type InputBatcherOptions } from '../input/input-batcher.js'
+import { InputDelivery } from '../input/input-delivery.js'
+import type { SyncLink } from '../link/link.js'
+import type { OrderedLog } from '../log/ordered-log.js'
+import type { SyncFailure, SyncReport } from '../metrics/sync-report.js'
+import { OutputGuard } from '../output/output-guard.js'
+import { BackupSync } from './backup-sync.js'
+import type { DuplicateMessageError, StaleEpochError } from './errors.js'
+import type { SyncMarker } from './marker.js'
+import { PrimarySync, type TransferMode } from './primary-sync.js'
+import type { SyncSideOptions } from './sync-options.js'
+
+export type ReplicaRole = 'primary' | 'backup'
+
+export interface VmReplicaOptions extends SyncSideOptions {
+  readonly log: OrderedLog
+  readonly role: ReplicaRole
+  /** Primary transfer mode; default 'vsmr'. */
+  readonly mode?: TransferMode
+  /** Backup only: VM state untrusted at start (default true -> first sync is full). */
+  readonly needFull?: boolean
+  readonly batcher?: InputBatcherOptions
+  /**
+   * Follow the log's 'leadership' events (default true): losing leadership demotes at once, so a
+   * replica that may no longer lead stops releasing outputs; gaining it promotes.
+   */
+  readonly followLeadership?: boolean
+}
+
+export interface VmReplicaEvents {
+  'sync-completed': (report: SyncReport) => void
+  'sync-failed': (failure: SyncFailure) => void
+  'sync-skipped': (epoch: number, reason: string) => void
+  rejected: (error: StaleEpochError | DuplicateMessageError) => void
+  'link-down': (error?: Error) => void
+  /** A primary output frame that may reach clients now. */
+  release: (frame: Uint8Array) => void
+  unprotected: (reason: string) => void
+  protected: () => void
+  /** Input delivery stopped: the VM refused a frame. */
+  fault: (error: Error) => void
+}
+
+export class VmReplica extends EventEmitter<VmReplicaEvents> {
+  readonly delivery: InputDelivery
+  readonly guard: OutputGuard
+  readonly batcher: InputBatcher
+  private primarySide: PrimarySync | undefined
+  private backupSide: BackupSync | undefined
+  private roleValue: ReplicaRole
+  private lastEpoch = 0
+  private link: SyncLink | undefined
+  private readonly detach: () => void
+  private readonly onFrame = (f: Uint8Array) => this.guard.push(f)
+
+  constructor(private readonly o: VmReplicaOptions) {
+    super()
+    this.roleValue = o.role
+    this.guard = new OutputGuard({ role: o.role })
+    this.guard.on('release', (f) => this.emit('release', f))
+    this.guard.on('unprotected', (r) => this.emit('unprotected', r))
+    this.guard.on('protected', () => this.emit('protected'))
+    this.batcher = new InputBatcher(o.log, o.batcher)
+    this.delivery = new InputDelivery(o.vm, {
+      hooks: {
+        onMarker: (_index, marker) => this.onMarker(marker),
+        onSyncDone: (_index, done) => {
+          if (done.epoch > this.lastEpoch) this.lastEpoch = done.epoch
+          this.primarySide?.onSyncDone(done)
+        },
+      },
+    })
+    this.delivery.on('fault', (e) => this.emit('fault', e))
+    const detachDelivery = this.delivery.attach(o.log)
+    const onLeadership = (leader: boolean) => (leader ? this.promote() : this.demote())
+    if (o.followLeadership ?? true) o.log.on('leadership', onLeadership)
+    this.detach = () => {
+      detachDelivery()
+      o.log.off('leadership', onLeadership)
+    }
+    o.vm.on('frame-out', this.onFrame)
+    if (o.role === 'primary') this.becomePrimary()
+    else this.becomeBackup(o.needFull ?? true)
+  }
+
+  get role(): ReplicaRole {
+    return this.roleValue
+  }
+
+  get primary(): PrimarySync | undefined {
+    return this.primarySide
+  }
+
+  get backup(): BackupSync | undefined {
+    return this.backupSide
+  }
+
+  /** Primary: an inbound client frame for the VM (goes through the log first). */
+  pushInput(frame: Uint8Array): void {
+    if (this.roleValue !== 'primary') throw new Error('only the primary accepts client input')
+    this.batcher.push(frame)
+  }
+
+  /** Primary: propose a sync marker now (the idle monitor's sync-due). Resolves with its epoch. */
+  requestSync(): Promise<number> {
+    if (!this.primarySide) return Promise.reject(new Error('only the primary starts syncs'))
+    this.batcher.flush()
+    return this.primarySide.requestSync()
+  }
+
+  /** The peer's authenticated sync link (replaces any previous one). */
+  attachLink(link: SyncLink): void {
+    this.link = link
+    this.primarySide?.attachLink(link)
+    this.backupSide?.attachLink(link)
+  }
+
+  /** Failover: this backup's log became leader. Keeps the VM's own state (no rollback). */
+  promote(): void {
+    if (this.roleValue === 'primary') return
+    this.roleValue = 'primary'
+    this.backupSide?.detachLink()
+    this.backupSide?.removeAllListeners()
+    this.backupSide = undefined
+    this.guard.setRole('primary')
+    this.becomePrimary()
+  }
+
+  /** Lost leadership: stop releasing, drop held outputs; the VM is untrusted from now on. */
+  demote(): void {
+    if (this.roleValue === 'backup') return
+    this.roleValue = 'backup'
+    this.batcher.clear()
+    this.primarySide?.detachLink()
+    this.primarySide?.removeAllListeners()
+    this.primarySide = undefined
+    this.guard.setRole('backup')
+    this.becomeBackup(true)
+  }
+
+  async close(): Promise<void> {
+    this.batcher.clear()
+    this.detach()
+    this.delivery.stop()
+    this.o.vm.off('frame-out', this.onFrame)
+    this.link?.close()
+  }
+
+  private becomePrimary(): void {
+    const p = new PrimarySync({ ...this.o, guard: this.guard })
+    p.noteEpoch(this.lastEpoch)
+    this.forward(p)
+    this.primarySide = p
+    this.delivery.setSkipInputs(false)
+    this.guard.unprotect('no synced backup yet')
+  }
+
+  private becomeBackup(needFull: boolean): void {
+    const b = new BackupSync({ ...this.o, needFull })
+    this.forward(b)
+    b.on('trust', (trusted) => this.delivery.setSkipInputs(!trusted))
+    this.delivery.setSkipInputs(b.needFull)
+    this.backupSide = b
+  }
+
+  private forward(side: PrimarySync | BackupSync): void {
+    const s = side as EventEmitter<VmReplicaEvents>
+    s.on('sync-completed', (r) => this.emit('sync-completed', r))
+    s.on('sync-failed', (f) => this.emit('sync-failed', f))
+    s.on('sync-skipped', (e, r) => this.emit('sync-skipped', e, r))
+    s.on('rejected', (e) => this.emit('rejected', e))
+    s.on('link-down', (e) => this.emit('link-down', e))
+  }
+
+  private async onMarker(marker: SyncMarker): Promise<void> {
+    if (marker.epoch > this.lastEpoch) this.lastEpoch = marker.epoch
+    if (this.primarySide) await this.primarySide.runSync(marker)
+    else if (this.backupSide) await this.backupSide.runSync(marker)
+  }
+}

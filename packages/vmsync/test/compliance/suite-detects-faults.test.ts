@@ -1,0 +1,117 @@
+// The compliance suite must be able to fail: run it against deliberately broken VMs through a
+// recording test double and check that the right checks fail (and nothing fails for a sound VM).
+import { isDeepStrictEqual } from 'node:util'
+import t from 'tap'
+import { type ComplianceTest, runReplicatedVmCompliance } from '../../src/compliance/index.js'
+import { PageHasher } from '../../src/hashing/index.js'
+import { encodeKvRequest, KvOp, SimulatedVm } from '../../src/simulated/index.js'
+import type { DirtyTracker } from '../../src/vm/replicated-vm.js'
+
+class Recorder implements ComplianceTest {
+  readonly failures: string[] = []
+  private readonly teardowns: (() => unknown)[] = []
+  constructor(
+    private readonly path = '',
+    private readonly root: Recorder | null = null,
+  ) {}
+  private record(pass: boolean, message: string): void {
+    if (!pass) (this.root ?? this).failures.push(`${this.path}: ${message}`)
+  }
+  async test(name: string, fn: (t: ComplianceTest) => Promise<void>): Promise<void> {
+    const child = new Recorder(name, this.root ?? this)
+    try {
+      await fn(child)
+    } catch (err) {
+      child.record(false, `threw ${(err as Error).message}`)
+    }
+  }
+  ok(value: unknown, message: string): void {
+    this.record(Boolean(value), message)
+  }
+  equal(found: unknown, wanted: unknown, message: string): void {
+    this.record(Object.is(found, wanted), message)
+  }
+  same(found: unknown, wanted: unknown, message: string): void {
+    this.record(isDeepStrictEqual(found, wanted), message)
+  }
+  async rejects(promise: Promise<unknown>, wanted: RegExp, message: string): Promise<void> {
+    try {
+      await promise
+      this.record(false, message)
+    } catch (err) {
+      this.record(wanted.test((err as Error).message), message)
+    }
+  }
+  teardown(fn: () => unknown): void {
+    this.teardowns.push(fn)
+  }
+  comment(): void {}
+}
+
+const hasher = new PageHasher({ threads: 2 })
+t.teardown(() => hasher.close())
+
+async function failuresFor(make: () => { vm: SimulatedVm; dirty: DirtyTracker }): Promise<string[]> {
+  const rec = new Recorder()
+  await runReplicatedVmCompliance(
+    rec,
+    async () => {
+      const { vm, dirty } = make()
+      await vm.resume()
+      return { vm, dirty, cleanup: () => vm.close() }
+    },
+    {
+      makeRequest: (i) =>
+        encodeKvRequest({ op: KvOp.Set, clientId: 1, requestId: i + 1, key: `k${i}`, value: 'v' }),
+      settle: (vm) => vm.drained(),
+      crash: (vm) => vm.crash(),
+      hasher,
+    },
+  )
+  return rec.failures
+}
+
+t.test('a sound SimulatedVm has no failures', async (t) => {
+  t.same(
+    await failuresFor(() => {
+      const vm = new SimulatedVm({ pageCount: 256 })
+      return { vm, dirty: vm.dirtyTracker }
+    }),
+    [],
+  )
+})
+
+t.test('a dirty tracker that misses a page is caught', async (t) => {
+  const failures = await failuresFor(() => {
+    const vm = new SimulatedVm({ pageCount: 256 })
+    const dirty: DirtyTracker = {
+      collect: async () => (await vm.dirtyTracker.collect()).slice(1), // drops the lowest page
+      reset: () => vm.dirtyTracker.reset(),
+    }
+    return { vm, dirty }
+  })
+  t.match(failures.join('\n'), /covers every page a running guest changes/)
+})
+
+t.test('writePages accepted while running is caught', async (t) => {
+  class Lax extends SimulatedVm {
+    override async writePages(): Promise<void> {}
+  }
+  const failures = await failuresFor(() => {
+    const vm = new Lax({ pageCount: 256 })
+    return { vm, dirty: vm.dirtyTracker }
+  })
+  t.match(failures.join('\n'), /reject while running: writePages while running/)
+  t.match(failures.join('\n'), /round-trips/, 'a writePages that does nothing fails the round trip too')
+})
+
+t.test('device state that forgets the RX queue or clock is caught', async (t) => {
+  class Forgetful extends SimulatedVm {
+    override async importDeviceState(): Promise<void> {}
+  }
+  const failures = await failuresFor(() => {
+    const vm = new Forgetful({ pageCount: 256 })
+    return { vm, dirty: vm.dirtyTracker }
+  })
+  t.match(failures.join('\n'), /re-exported device state is identical/)
+})

@@ -1,0 +1,85 @@
+// VM-level failures during a sync (rather than link failures): the primary's VM dies while pages
+// are being read, or the backup's VM refuses the final write.
+import t from 'tap'
+import { SyncAbortedError } from '../../src/protocol/errors.js'
+import { SyncMessageType } from '../../src/protocol/messages.js'
+import {
+  FaultyLink,
+  makePair,
+  mutateRandomPages,
+  rng,
+  sameSnapshot,
+  snapshot,
+  syncBoth,
+  tcpPair,
+} from './fixtures/harness.js'
+
+async function prepared(seed: number) {
+  const pair = await makePair({ batchPages: 4 })
+  const clean = await tcpPair()
+  pair.primary.attachLink(clean.a)
+  pair.backup.attachLink(clean.b)
+  await syncBoth(pair, 1)
+  await clean.close()
+  const rand = rng(seed)
+  await mutateRandomPages(pair.pvm, rand, 24)
+  await mutateRandomPages(pair.bvm, rand, 24)
+  return pair
+}
+
+t.test('primary VM crashes mid-transfer: Abort reaches the backup, which keeps its state', async (t) => {
+  const pair = await prepared(31)
+  t.teardown(() => pair.close())
+  const oldB = await snapshot(pair.bvm)
+  const tcp = await tcpPair()
+  t.teardown(() => tcp.close())
+  let batches = 0
+  const crashing = new FaultyLink(tcp.a, (m) => {
+    if (m.type === SyncMessageType.Pages && ++batches === 2) pair.pvm.crash('injected: primary VM died')
+    return 'pass'
+  })
+  pair.primary.attachLink(crashing)
+  pair.backup.attachLink(tcp.b)
+  const backupFailure = new Promise<Error>((r) => pair.backup.once('sync-failed', (f) => r(f.error)))
+  const marker = { epoch: 2, outputCount: 0 }
+  const [p, b] = await Promise.all([pair.primary.runSync(marker), pair.backup.runSync(marker)])
+  t.notOk(p, 'primary sync failed')
+  t.notOk(b, 'backup sync failed')
+  const err = await backupFailure
+  t.ok(
+    err instanceof SyncAbortedError || err.name === 'LinkClosedError',
+    `backup saw ${err.name}: ${err.message}`,
+  )
+  await pair.bvm.pause()
+  t.ok(sameSnapshot(await snapshot(pair.bvm), oldB), 'backup unchanged')
+  t.equal(pair.backup.needFull, false, 'still trusted: its pre-sync state is consistent')
+})
+
+t.test('backup VM refuses the write: backup marked untrusted (next sync is full)', async (t) => {
+  const pair = await prepared(32)
+  t.teardown(() => pair.close())
+  const tcp = await tcpPair()
+  t.teardown(() => tcp.close())
+  pair.primary.attachLink(tcp.a)
+  pair.backup.attachLink(tcp.b)
+  const realWrite = pair.bvm.writePages.bind(pair.bvm)
+  pair.bvm.writePages = async () => {
+    throw new Error('injected: disk full')
+  }
+  const trust: boolean[] = []
+  pair.backup.on('trust', (x) => trust.push(x))
+  const r = await syncBoth(pair, 2)
+  t.notOk(r.b, 'backup sync failed')
+  t.notOk(r.p, 'primary got no Ack')
+  t.equal(pair.backup.needFull, true, 'backup untrusted')
+  t.same(trust, [false])
+
+  pair.bvm.writePages = realWrite
+  const again = await tcpPair()
+  t.teardown(() => again.close())
+  pair.primary.attachLink(again.a)
+  pair.backup.attachLink(again.b)
+  const full = await syncBoth(pair, 3)
+  t.equal(full.p?.divergentPages, pair.pvm.pageCount, 'recovery is a full sync')
+  t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'equal again')
+})

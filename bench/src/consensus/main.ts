@@ -31,7 +31,8 @@ const { values } = parseArgs({
     'tick-ms': { type: 'string', default: '10' },
     'election-ticks': { type: 'string', default: '30' },
     'heartbeat-ticks': { type: 'string', default: '3' },
-    'wal-io': { type: 'string', default: 'inline' },
+    'wal-io': { type: 'string', default: 'threadpool' },
+    'prewarm-ms': { type: 'string' },
   },
 })
 const quick = values.quick
@@ -39,6 +40,8 @@ const durationMs = Number(values['duration-ms'] ?? (quick ? 2000 : 5000))
 const warmupMs = Number(values['warmup-ms'] ?? (quick ? 500 : 1000))
 const concurrencies = (values.concurrency ?? (quick ? '1,16,64' : '1,16,64,256')).split(',').map(Number)
 const sizes = values.sizes.split(',').map(Number)
+// One untimed run per system before the first point: JIT, connections, page cache, etcd's boltdb.
+const prewarmMs = Number(values['prewarm-ms'] ?? (quick ? 1000 : 3000))
 
 async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
@@ -143,6 +146,10 @@ async function benchPlover(root: string): Promise<RunResult[]> {
       }
       throw new Error('no Plover leader')
     }
+    const prewarm = new Uint8Array(sizes[0]).fill(0x61)
+    await closedLoop('plover', sizes[0], 16, 0, prewarmMs, async () =>
+      clients.get(leaders.get(1) || (await leader()))!.propose(prewarm),
+    )
     for (const size of sizes) {
       for (const conc of concurrencies) {
         await leader()
@@ -188,6 +195,17 @@ async function benchEtcd(root: string): Promise<{ results: RunResult[]; version:
     cluster = await startEtcd(join(root, 'etcd'), ports)
     const client = await leaderClient(cluster)
     try {
+      const prewarm = Buffer.alloc(sizes[0], 0x61)
+      let w = 0
+      await closedLoop('etcd', sizes[0], 16, 0, prewarmMs, () =>
+        client
+          .put(`bench/${w++ % 1000}`)
+          .value(prewarm)
+          .then(
+            () => true,
+            () => false,
+          ),
+      )
       for (const size of sizes) {
         for (const conc of concurrencies) {
           const value = Buffer.alloc(size, 0x61)
@@ -282,6 +300,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
       config: {
+        prewarmMs,
         durationMs,
         warmupMs,
         concurrencies,

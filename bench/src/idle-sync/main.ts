@@ -6,12 +6,12 @@
 //
 // Needs @plover/idle-monitor and @plover/vmsync built (their dist/ is what is imported).
 import { parseArgs } from 'node:util'
-import { type IdleBaseline, IdleMonitor } from '@plover/idle-monitor'
+import { type IdleBaseline, IdleMonitor, outputSourceFromGuard } from '@plover/idle-monitor'
 import { SimulatedVm } from '@plover/vmsync'
 import { bareEndpoint, KvLoad, type LoadOptions, replicaEndpoint } from './kv-load.js'
 import { qemuRows } from './qemu-rows.js'
 import { SimPair, type SyncResult } from './sim-pair.js'
-import { guardOutputSource, simulatedCpuProbe } from './sim-vm-probes.js'
+import { simulatedCpuProbe } from './sim-vm-probes.js'
 import { printTable, type Row, summarize } from './summarize.js'
 import { fixedInterval, idleDriven, type SyncDriver } from './sync-drivers.js'
 
@@ -63,7 +63,7 @@ for (const policy of ['idle', 'idle-min25', 'fixed-25ms', 'fixed-100ms'] as cons
   if (policy === 'idle' || policy === 'idle-min25') {
     const monitor = new IdleMonitor({
       cpu: simulatedCpuProbe(pair.pvm),
-      output: guardOutputSource(pair.primary.guard),
+      output: outputSourceFromGuard(pair.primary.guard),
       calibration: { windowMs: Number(values['calibrate-ms']) },
       policy: policy === 'idle-min25' ? { minIntervalMs: 25 } : {},
     })

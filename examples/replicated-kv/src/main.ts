@@ -18,10 +18,16 @@ function arg(name: string, fallback: number): number {
 }
 
 let cluster: DemoCluster | undefined
+let interrupting = false
 const interrupted = (signal: string) => {
+  if (interrupting) return
+  interrupting = true
   process.stdout.write(`\n${signal}: stopping replicas and removing ${cluster?.root ?? 'temp files'}\n`)
-  cluster?.cleanupSync()
-  process.exit(130)
+  // The replicas got the same Ctrl-C (same process group) and are shutting down; abort() waits
+  // briefly for them, SIGKILLs what is left, and deletes the temp directory.
+  const done = () => process.exit(130)
+  if (cluster) cluster.abort().then(done, done)
+  else done()
 }
 process.on('SIGINT', () => interrupted('SIGINT'))
 process.on('SIGTERM', () => interrupted('SIGTERM'))
@@ -39,13 +45,18 @@ try {
   })
   status.say('')
   status.say(formatSummary(result))
-  if (result.workloadErrors.length > 0) status.say(`client errors (first ${result.workloadErrors.length}): ${result.workloadErrors.join('; ')}`)
+  if (result.workloadErrors.length > 0)
+    status.say(`client errors (first ${result.workloadErrors.length}): ${result.workloadErrors.join('; ')}`)
   if (result.lost.length > 0) {
-    status.say(`FAILED: ${result.lost.length} acknowledged writes lost, e.g. ${result.lost.slice(0, 5).join(', ')}`)
+    status.say(
+      `FAILED: ${result.lost.length} acknowledged writes lost, e.g. ${result.lost.slice(0, 5).join(', ')}`,
+    )
     process.exit(1)
   }
   if (result.workload.staleReads > 0 || result.workload.failed > 0) {
-    status.say(`FAILED: ${result.workload.staleReads} stale reads, ${result.workload.failed} failed operations`)
+    status.say(
+      `FAILED: ${result.workload.staleReads} stale reads, ${result.workload.failed} failed operations`,
+    )
     process.exit(1)
   }
   status.say('OK: every acknowledged write survived the loss of the primary.')

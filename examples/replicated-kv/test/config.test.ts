@@ -4,8 +4,24 @@ import { ConfigError } from '../src/config/config-error.js'
 import { parseReplicaConfig } from '../src/config/replica-config.js'
 
 const replicas = [
-  { id: 1, role: 'voter', host: '127.0.0.1', consensusPort: 7001, clientPort: 7101, syncPort: 7201, metricsPort: 7301 },
-  { id: 2, role: 'voter', host: '127.0.0.1', consensusPort: 7002, clientPort: 7102, syncPort: 7202, metricsPort: 7302 },
+  {
+    id: 1,
+    role: 'voter',
+    host: '127.0.0.1',
+    consensusPort: 7001,
+    clientPort: 7101,
+    syncPort: 7201,
+    metricsPort: 7301,
+  },
+  {
+    id: 2,
+    role: 'voter',
+    host: '127.0.0.1',
+    consensusPort: 7002,
+    clientPort: 7102,
+    syncPort: 7202,
+    metricsPort: 7302,
+  },
   { id: 3, role: 'witness', host: '127.0.0.1', consensusPort: 7003, metricsPort: 7303 },
 ]
 const bootstrap = [
@@ -25,10 +41,22 @@ t.test('a valid file parses with defaults', async (t) => {
 
 const bad: [string, unknown, RegExp][] = [
   ['own id not in replicas', { ...good, id: 9 }, /unknown peer.*9/],
-  ['bootstrap names an unknown peer', { ...good, bootstrap: [...bootstrap, { id: 7, role: 'voter' }] }, /unknown peer.*7/],
+  [
+    'bootstrap names an unknown peer',
+    { ...good, bootstrap: [...bootstrap, { id: 7, role: 'voter' }] },
+    /unknown peer.*7/,
+  ],
   ['short key', { ...good, clusterKey: 'abcd' }, /at least 16 bytes/],
-  ['bad port', { ...good, replicas: [{ ...replicas[0], consensusPort: 70000 }, ...replicas.slice(1)] }, /consensusPort/],
-  ['voter without client port', { ...good, replicas: [{ ...replicas[0], clientPort: undefined }, ...replicas.slice(1)] }, /clientPort/],
+  [
+    'bad port',
+    { ...good, replicas: [{ ...replicas[0], consensusPort: 70000 }, ...replicas.slice(1)] },
+    /consensusPort/,
+  ],
+  [
+    'voter without client port',
+    { ...good, replicas: [{ ...replicas[0], clientPort: undefined }, ...replicas.slice(1)] },
+    /clientPort/,
+  ],
   ['duplicate id', { ...good, replicas: [...replicas, replicas[0]] }, /listed twice/],
   ['unknown setting', { ...good, colour: 'blue' }, /unknown setting "colour"/],
   ['witness role mismatch', { ...good, bootstrap: [{ id: 1, role: 'witness' }] }, /witness/],

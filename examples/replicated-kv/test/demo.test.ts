@@ -16,11 +16,19 @@ t.test('primary SIGKILLed under load: failover, re-protection, no acknowledged w
     },
   })
   const started = Date.now()
-  const r = await runDemo({ workloadMs: 8000, workers: 16, vmPages: 4096, status: new StatusLine(sink, 2000) })
+  const r = await runDemo({
+    workloadMs: 8000,
+    workers: 16,
+    vmPages: 4096,
+    status: new StatusLine(sink, 2000),
+  })
   t.comment(lines.join('\n'))
   t.comment(formatSummary(r))
 
-  t.ok(r.newPrimary !== undefined && r.newPrimary !== r.firstPrimary, `failover: ${r.firstPrimary} -> ${r.newPrimary}`)
+  t.ok(
+    r.newPrimary !== undefined && r.newPrimary !== r.firstPrimary,
+    `failover: ${r.firstPrimary} -> ${r.newPrimary}`,
+  )
   t.ok(r.electionMs !== undefined && r.electionMs < 10_000, `new leader within 10 s (${r.electionMs} ms)`)
   t.ok(r.acked > 100, `the client got writes acknowledged (${r.acked})`)
   t.equal(r.checked, r.acked, 'every acknowledged write was read back')

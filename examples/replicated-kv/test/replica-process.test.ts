@@ -82,7 +82,12 @@ t.test('not JSON', async (t) => {
 })
 
 t.test('unknown peer', async (t) => {
-  const { file } = await config({ bootstrap: [{ id: 1, role: 'voter' }, { id: 5, role: 'voter' }] })
+  const { file } = await config({
+    bootstrap: [
+      { id: 1, role: 'voter' },
+      { id: 5, role: 'voter' },
+    ],
+  })
   const r = await run(['--config', file])
   t.equal(r.code, 78)
   oneLine(t, r.stderr, /unknown peer: bootstrap member 5/)
@@ -115,5 +120,6 @@ t.test('a single-voter replica serves metrics, then stops cleanly on SIGTERM', a
   t.match(metrics, /plover_vmsync_/, 'vmsync metrics are exposed too')
   t.equal(r.code, 0, 'exit code 0')
   t.match(r.stdout, /"msg":"stopped cleanly"/)
-  for (const line of r.stdout.trim().split('\n')) t.doesNotThrow(() => JSON.parse(line), 'every log line is JSON', { diagnostic: false })
+  for (const line of r.stdout.trim().split('\n'))
+    t.doesNotThrow(() => JSON.parse(line), 'every log line is JSON', { diagnostic: false })
 })

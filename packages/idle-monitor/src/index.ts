@@ -24,6 +24,7 @@ export type { BlockIoProbe, IoCounters, IoSample } from './probes/block-io-probe
 export { BlockstatsProbe, type QmpBlockstatsEntry, sumQmpBlockstats } from './probes/blockstats-probe.js'
 export { LINUX_CLK_TCK } from './probes/clock-ticks.js'
 export type { CpuProbe, CpuSample } from './probes/cpu-probe.js'
+export { type GuardStatsLike, outputSourceFromGuard } from './probes/guard-stats-source.js'
 export {
   type OutputCounters,
   type OutputProbe,

@@ -43,3 +43,16 @@ t.test('too short a window is refused, not guessed', async (t) => {
   t.equal(cal.add({ atMs: 50, cpuNs: 0 }), undefined, 'window covered but only 1 interval')
   t.throws(() => cal.result(), /needs 10/)
 })
+
+t.test('reseed: an interval spanning a sync pause is not measured', async (t) => {
+  const cal = new Calibrator({ windowMs: 50, percentile: 1, minIntervals: 3 })
+  cal.add({ atMs: 0, cpuNs: 0 })
+  cal.add({ atMs: 10, cpuNs: 1e6 }) // 0.1 cores
+  cal.reseed() // paused for a sync from 10 to 500 ms: the VM used nothing meanwhile
+  cal.add({ atMs: 500, cpuNs: 1e6 })
+  cal.add({ atMs: 510, cpuNs: 2e6 })
+  const b = cal.add({ atMs: 520, cpuNs: 3e6 })
+  t.ok(b, 'window covered')
+  t.equal(b!.intervals, 3, 'the 490 ms pause interval is not among them')
+  t.equal(b!.medianCores, 0.1)
+})

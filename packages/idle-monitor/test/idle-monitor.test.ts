@@ -179,7 +179,7 @@ t.test('output pressure: an old held frame forces a sync', async (t) => {
   t.equal(dues.length, 1, `one frame, one sync: ${dues.map((d) => d.reason)}`)
   t.equal(dues[0]?.reason, 'output-pressure')
   const wait = (dues[0]?.atMs ?? Number.POSITIVE_INFINITY) - addedAt
-  t.ok(wait >= 150 && wait < 700, `released after ${wait.toFixed(0)} ms`)
+  t.ok(wait >= 150 && wait < 1500, `released after ${wait.toFixed(0)} ms`)
 })
 
 t.test('SIGKILL: the monitor reports gone and stops itself, no exception', async (t) => {

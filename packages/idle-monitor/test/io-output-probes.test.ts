@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { BlockstatsProbe, sumQmpBlockstats } from '../src/probes/blockstats-probe.js'
+import { outputSourceFromGuard } from '../src/probes/guard-stats-source.js'
 import { OutputSourceProbe } from '../src/probes/output-probe.js'
 import { ProcIoProbe } from '../src/probes/proc-io-probe.js'
 import { ProcessGoneError } from '../src/probes/process-gone-error.js'
@@ -79,4 +80,13 @@ t.test('output source: values passed through; a throwing source is an error valu
     },
   })
   t.equal(broken.sample().state, 'error')
+})
+
+t.test('an output guard with the stats() shape of vmsync adapts to an output source', async (t) => {
+  let held = 300
+  const guard = { stats: () => ({ heldBytes: held, oldestHeldAgeMs: 12, emittedFrames: 9, heldFrames: 2 }) }
+  const probe = new OutputSourceProbe(outputSourceFromGuard(guard))
+  t.same(probe.sample(), { state: 'ok', heldBytes: 300, oldestHeldAgeMs: 12, framesOut: 9 })
+  held = 0
+  t.equal((probe.sample() as { heldBytes: number }).heldBytes, 0, 'read live, not copied once')
 })

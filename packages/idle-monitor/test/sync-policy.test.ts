@@ -118,10 +118,13 @@ t.test(
   },
 )
 
-t.test('a VM whose threads are runnable even at rest (busy-polling) is judged by its CPU rate alone', async (t) => {
-  const s = new PolicyScript(cfg, baselineOf(0.02, 0.9)).busy(3).idle(3, { runnable: 1 })
-  t.same(s.reasons(), ['idle'])
-})
+t.test(
+  'a VM whose threads are runnable even at rest (busy-polling) is judged by its CPU rate alone',
+  async (t) => {
+    const s = new PolicyScript(cfg, baselineOf(0.02, 0.9)).busy(3).idle(3, { runnable: 1 })
+    t.same(s.reasons(), ['idle'])
+  },
+)
 
 t.test('disk I/O breaks an idle streak even when the CPU is quiet', async (t) => {
   const s = new PolicyScript(cfg, BASE).busy(3)

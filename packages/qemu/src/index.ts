@@ -1,5 +1,42 @@
 export const PACKAGE = '@plover/qemu'
 
+// Dirty-page detection
+export {
+  diffDigests,
+  HashScanTracker,
+  type HashScanTrackerOptions,
+  type PageHashing,
+  type ScanStats,
+} from './dirty/hash-scan-tracker.js'
+export {
+  collectSoftDirty,
+  countPresent,
+  countSoftDirty,
+  decodePagemapEntry,
+  PAGEMAP_ENTRY_BYTES,
+  type PagemapEntry,
+} from './dirty/pagemap.js'
+export { type FileSegment, fileSegments, type MapsEntry, parseMaps } from './dirty/proc-maps.js'
+export {
+  type DirtyTrackerKind,
+  type SelectedTracker,
+  type SelectTrackerOptions,
+  selectDirtyTracker,
+  softDirtyCapability,
+} from './dirty/select-tracker.js'
+export { probeSoftDirty, type SoftDirtyProbeReport } from './dirty/soft-dirty-probe.js'
+export { SoftDirtyTracker, type SoftDirtyTrackerOptions } from './dirty/soft-dirty-tracker.js'
+// Frame channel (filter-redirector sockets)
+export { encodeFrame, type FrameCodecOptions, FrameDecoder, MAX_FRAME_BYTES } from './frames/codec.js'
+export { FrameChannelClosedError, FrameDecodeError } from './frames/errors.js'
+export {
+  FrameChannel,
+  type FrameChannelCounters,
+  type FrameChannelEvents,
+  type FrameChannelOptions,
+} from './frames/frame-channel.js'
+export { placementOf, recreateRedirector } from './frames/recreate-redirector.js'
+export { type LinkCounters, RedirectorLink, type RedirectorLinkOptions } from './frames/redirector-link.js'
 // Guest image
 export {
   type BuildGuestOptions,
@@ -22,7 +59,6 @@ export {
   GUEST_REDIS_PORT,
   guestInitScript,
 } from './guest/init-script.js'
-
 // Launcher
 export { buildQemuCommandLine, type QemuCommandLine, type VmPaths, vmPaths } from './launch/command-line.js'
 export { type GuestNetworkSettings, guestBoot, guestKernelAppend } from './launch/guest-boot.js'
@@ -56,6 +92,27 @@ export {
   type RedirectorName,
   type VmConfig,
 } from './launch/vm-config.js'
+
+// Guest memory (RAM file)
+export { PageRangeError, VmNotPausedError } from './memory/errors.js'
+export { GuestMemory, type GuestMemoryOptions } from './memory/guest-memory.js'
+// Device-state transfer (x-ignore-shared migration) and standbys
+export { compareDeviceState, type StateDifference, sameDeviceState } from './migration/compare-state.js'
+export {
+  exportDeviceState,
+  importDeviceState,
+  migrateToStandby,
+  type TransferOptions,
+  type TransferStats,
+} from './migration/device-state.js'
+export { MigrationFailedError, type MigrationSide, MigrationTimeoutError } from './migration/errors.js'
+export {
+  type StandbyFactoryOptions,
+  StandbyPool,
+  type StandbyPoolEvents,
+  type StandbyPoolOptions,
+  standbyLauncher,
+} from './migration/standby-pool.js'
 // Test network (bridge, taps, client namespace)
 export { DEFAULT_NET_PREFIX } from './net/names.js'
 export { TestNetwork, type TestNetworkOptions } from './net/test-network.js'
@@ -72,6 +129,7 @@ export {
   TEST_BOOT_TIMEOUT_MS,
   type TeardownTest,
 } from './testing/boot-test-guest.js'
+export { FakeQmpServer, type ReceivedCommand } from './testing/fake-qmp-server.js'
 export {
   type QemuTestEnv,
   qemuUnavailableReason,
@@ -80,3 +138,6 @@ export {
   type TestLike,
 } from './testing/require-qemu.js'
 export { uniqueVmName } from './testing/unique-name.js'
+// ReplicatedVm over QEMU
+export { NoStandbyError, VmExitedError } from './vm/errors.js'
+export { QemuVm, type QemuVmHostEvents, type QemuVmOptions } from './vm/qemu-vm.js'

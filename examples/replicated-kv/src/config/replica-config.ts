@@ -51,7 +51,12 @@ export interface ReplicaConfig {
   readonly electionTicks: number
 }
 
-export const DEFAULT_SYNC: SyncTuning = { maxIntervalMs: 500, minIntervalMs: 5, maxHeldAgeMs: 20, periodMs: 5 }
+export const DEFAULT_SYNC: SyncTuning = {
+  maxIntervalMs: 500,
+  minIntervalMs: 5,
+  maxHeldAgeMs: 20,
+  periodMs: 5,
+}
 
 export const USAGE = `usage: replica --config <file.json> [--id N] [--data-dir DIR]
 
@@ -120,7 +125,8 @@ function parseSync(v: unknown): SyncTuning {
     if (!(k in DEFAULT_SYNC)) throw new ConfigError(`sync.${k} is not a known setting`)
     out[k] = positiveInt(val, `sync.${k}`)
   }
-  if (out.minIntervalMs > out.maxIntervalMs) throw new ConfigError('sync.minIntervalMs exceeds sync.maxIntervalMs')
+  if (out.minIntervalMs > out.maxIntervalMs)
+    throw new ConfigError('sync.minIntervalMs exceeds sync.maxIntervalMs')
   return out as unknown as SyncTuning
 }
 

@@ -1,8 +1,9 @@
 // Cluster-wide numbers for the status line and the summary, summed over every replica's last
 // scraped /metrics. A replica's counters are its own work as primary, so the sum covers the
 // time before the failover (the dead primary's last scrape) and after it (the new primary).
-import { metric } from './metrics-scrape.js'
+
 import type { ReplicaProc } from './cluster.js'
+import { metric } from './metrics-scrape.js'
 
 export interface ClusterNumbers {
   /** Answers the replicas wrote to clients. */

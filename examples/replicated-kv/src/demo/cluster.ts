@@ -109,10 +109,13 @@ export class DemoCluster {
             }
       })
       for (const a of c.addrs) {
-        c.procs.set(a.id, new ReplicaProc(a, join(c.root, `replica-${a.id}`), join(c.root, `replica-${a.id}.log`)))
+        c.procs.set(
+          a.id,
+          new ReplicaProc(a, join(c.root, `replica-${a.id}`), join(c.root, `replica-${a.id}.log`)),
+        )
       }
     } catch (err) {
-      c.cleanupSync()
+      c.removeRoot()
       throw err
     }
     return c
@@ -196,14 +199,26 @@ export class DemoCluster {
     )
   }
 
-  /** Last resort for exit paths that cannot wait: kill everything, delete the temp root. */
-  cleanupSync(): void {
-    for (const p of this.procs.values()) if (p.alive) p.child?.kill('SIGKILL')
-    rmSync(this.root, { recursive: true, force: true })
+  /** Interrupted (Ctrl-C): SIGTERM, wait for the exits (2 s at most), SIGKILL the rest, delete the temp root. */
+  async abort(): Promise<void> {
+    const live = [...this.procs.values()].filter((p) => p.alive)
+    for (const p of live) p.child!.kill('SIGTERM')
+    await Promise.race([
+      Promise.all(live.map((p) => new Promise((r) => p.child!.once('exit', r)))),
+      new Promise((r) => setTimeout(r, 2000)),
+    ])
+    for (const p of live) p.child!.kill('SIGKILL')
+    this.removeRoot()
   }
 
+  private removeRoot(): void {
+    rmSync(this.root, { recursive: true, force: true, maxRetries: 5 })
+  }
+
+  /** Stops every replica and deletes the temp root (kept if PLOVER_DEMO_KEEP=1, for debugging). */
   async cleanup(): Promise<void> {
     await this.stopAll()
-    rmSync(this.root, { recursive: true, force: true })
+    if (process.env.PLOVER_DEMO_KEEP === '1') process.stdout.write(`PLOVER_DEMO_KEEP=1: kept ${this.root}\n`)
+    else this.removeRoot()
   }
 }

@@ -30,7 +30,9 @@ export function httpGet(port: number, path: string, timeoutMs = 1000): Promise<s
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (c: string) => (body += c))
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${path}: ${res.statusCode} ${body}`))))
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(body) : reject(new Error(`${path}: ${res.statusCode} ${body}`)),
+      )
     })
     req.on('timeout', () => req.destroy(new Error(`${path}: timed out`)))
     req.on('error', reject)
@@ -41,12 +43,21 @@ export function httpPost(port: number, path: string, body: unknown, timeoutMs = 
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body)
     const req = http.request(
-      { host: '127.0.0.1', port, path, method: 'POST', timeout: timeoutMs, headers: { 'content-type': 'application/json' } },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        timeout: timeoutMs,
+        headers: { 'content-type': 'application/json' },
+      },
       (res) => {
         let text = ''
         res.setEncoding('utf8')
         res.on('data', (c: string) => (text += c))
-        res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${path}: ${res.statusCode} ${text}`))))
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(text) : reject(new Error(`${path}: ${res.statusCode} ${text}`)),
+        )
       },
     )
     req.on('timeout', () => req.destroy(new Error(`${path}: timed out`)))

@@ -76,10 +76,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       { id: 2, role: 'voter' as const },
       { id: 3, role: 'witness' as const },
     ]
-    status.say(`Starting replicas 1 and 2 (SimulatedVm, ${(o.vmPages * 4) / 1024} MiB) and 3 (witness) in ${cluster.root}`)
+    status.say(
+      `Starting replicas 1 and 2 (SimulatedVm, ${(o.vmPages * 4) / 1024} MiB) and 3 (witness) in ${cluster.root}`,
+    )
     for (const b of bootstrap) cluster.start(b.id, bootstrap)
     const leader = await until('a primary elected and its backup fully synced', 30_000, async () => {
-      for (const p of cluster.procs.values()) if (p.exit) throw new Error(`replica ${p.addr.id} exited:\n${p.logTail()}`)
+      for (const p of cluster.procs.values())
+        if (p.exit) throw new Error(`replica ${p.addr.id} exited:\n${p.logTail()}`)
       const l = await cluster.leader()
       return l?.vm?.protected && l.vm.hasBackup ? l : undefined
     })
@@ -88,9 +91,18 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       `Replica ${firstPrimary} leads (term ${leader.term}) and is primary; the backup completed its full sync: outputs are protected.`,
     )
 
-    client = new KvClusterClient({ endpoints: cluster.clientEndpoints, clientId: (Math.random() * 2 ** 32) >>> 0 })
-    const workload = new Workload(client, { workers: o.workers, retryMs: 20_000, tag: Date.now().toString(36) })
-    status.say(`Client: ${o.workers} concurrent workers, 50 % SET (fresh key, unique value) / 50 % GET, for ${o.workloadMs / 1000} s`)
+    client = new KvClusterClient({
+      endpoints: cluster.clientEndpoints,
+      clientId: (Math.random() * 2 ** 32) >>> 0,
+    })
+    const workload = new Workload(client, {
+      workers: o.workers,
+      retryMs: 20_000,
+      tag: Date.now().toString(36),
+    })
+    status.say(
+      `Client: ${o.workers} concurrent workers, 50 % SET (fresh key, unique value) / 50 % GET, for ${o.workloadMs / 1000} s`,
+    )
     status.begin(await scrapeCluster(cluster.procs.values()))
     workload.start()
     const wStart = Date.now()
@@ -131,15 +143,24 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     // --- re-protection ---
     await sleep(Math.max(0, wStart + o.workloadMs * 0.65 - Date.now()))
     const spare = 4
-    await retry(() => httpPost(cluster.procs.get(survivor.id)!.addr.metricsPort, '/admin/membership', { remove: firstPrimary }))
+    await retry(() =>
+      httpPost(cluster.procs.get(survivor.id)!.addr.metricsPort, '/admin/membership', {
+        remove: firstPrimary,
+      }),
+    )
     const after = (await cluster.procs.get(survivor.id)!.status()) as ReplicaStatus
     const spareBootstrap = [...parseMembership(after.membership), { id: spare, role: 'learner' as const }]
-    status.say(`Removed replica ${firstPrimary} from the membership (${after.membership}); starting spare replica ${spare}`)
+    status.say(
+      `Removed replica ${firstPrimary} from the membership (${after.membership}); starting spare replica ${spare}`,
+    )
     const spareAt = Date.now()
     cluster.start(spare, spareBootstrap)
-    await retry(() => httpPost(cluster.procs.get(survivor.id)!.addr.metricsPort, '/admin/membership', { add: spare }))
+    await retry(() =>
+      httpPost(cluster.procs.get(survivor.id)!.addr.metricsPort, '/admin/membership', { add: spare }),
+    )
     const reprotected = await until('the spare to complete a full sync', 30_000, async () => {
-      if (cluster.procs.get(spare)!.exit) throw new Error(`spare exited:\n${cluster.procs.get(spare)!.logTail()}`)
+      if (cluster.procs.get(spare)!.exit)
+        throw new Error(`spare exited:\n${cluster.procs.get(spare)!.logTail()}`)
       const l = await cluster.procs.get(survivor.id)!.status()
       return l?.vm?.protected && l.vm.hasBackup ? l : undefined
     })
@@ -154,7 +175,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     await workload.stop()
     clearInterval(ticker)
     ticker = undefined
-    status.say(`Workload stopped. Reading back all ${workload.acked.size} acknowledged writes from replica ${survivor.id}...`)
+    status.say(
+      `Workload stopped. Reading back all ${workload.acked.size} acknowledged writes from replica ${survivor.id}...`,
+    )
     const check = await verifyAcked(client, workload.acked, { concurrency: 64, retryMs: 20_000 })
     const numbers = await scrapeCluster(cluster.procs.values())
     const reconnects = client.reconnects
@@ -185,7 +208,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     status.clear()
     const tails = [...cluster.procs.values()]
       .filter((p) => p.child)
-      .map((p) => `--- replica ${p.addr.id} (${p.exit ? `exited ${p.exit.code ?? p.exit.signal}` : 'running'}) ---\n${p.logTail(8)}`)
+      .map(
+        (p) =>
+          `--- replica ${p.addr.id} (${p.exit ? `exited ${p.exit.code ?? p.exit.signal}` : 'running'}) ---\n${p.logTail(8)}`,
+      )
       .join('\n')
     throw new Error(`${(err as Error).message}\n${tails}`)
   } finally {

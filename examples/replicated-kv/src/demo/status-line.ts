@@ -29,7 +29,8 @@ export class StatusLine {
   update(n: ClusterNumbers, extra: { elapsedS: number; primary: number | string; mode: string }): void {
     const now = Date.now()
     let opsPerS = 0
-    if (this.prev && now > this.prev.at) opsPerS = ((n.responses - this.prev.responses) * 1000) / (now - this.prev.at)
+    if (this.prev && now > this.prev.at)
+      opsPerS = ((n.responses - this.prev.responses) * 1000) / (now - this.prev.at)
     this.prev = { at: now, responses: n.responses }
     const saving = n.vsmrBytes > 0 ? `${(n.remusBytes / n.vsmrBytes).toFixed(1)}x less` : '-'
     const line =

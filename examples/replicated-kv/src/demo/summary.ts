@@ -22,10 +22,16 @@ export function summaryRows(r: DemoResult): [string, string][] {
     ['dirty-union pages compared', String(n.unionPages)],
     ['identical pages (not sent)', `${n.identicalPages} (${identicalPct(n).toFixed(1)} %)`],
     ['bytes sent, incremental syncs', formatBytes(n.vsmrBytes)],
-    ['Remus would have sent', `${formatBytes(n.remusBytes)}${n.vsmrBytes > 0 ? ` (${(n.remusBytes / n.vsmrBytes).toFixed(2)}x more)` : ''}`],
+    [
+      'Remus would have sent',
+      `${formatBytes(n.remusBytes)}${n.vsmrBytes > 0 ? ` (${(n.remusBytes / n.vsmrBytes).toFixed(2)}x more)` : ''}`,
+    ],
     ['bytes sent, full syncs', formatBytes(n.fullBytes)],
     ['primary pause, incremental sync', `avg ${meanPauseMs(n).toFixed(2)} ms`],
-    ['primary pause, full sync', `avg ${meanFullPauseMs(n).toFixed(1)} ms (longest pause ${n.maxPauseMs.toFixed(1)} ms)`],
+    [
+      'primary pause, full sync',
+      `avg ${meanFullPauseMs(n).toFixed(1)} ms (longest pause ${n.maxPauseMs.toFixed(1)} ms)`,
+    ],
     ['failed syncs', String(n.syncFailures)],
     ['clean shutdown (SIGTERM, exit 0)', r.cleanShutdown ? 'yes' : 'NO'],
     ['demo duration', `${(r.durationMs / 1000).toFixed(1)} s`],

@@ -35,7 +35,9 @@ export class Workload {
   }
 
   start(): void {
-    this.running = Promise.all(Array.from({ length: this.o.workers }, (_, w) => this.worker(w))).then(() => {})
+    this.running = Promise.all(Array.from({ length: this.o.workers }, (_, w) => this.worker(w))).then(
+      () => {},
+    )
   }
 
   /** Lets every worker finish its current operation (retrying if it must), then resolves. */

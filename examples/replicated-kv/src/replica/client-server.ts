@@ -6,8 +6,14 @@
 // never sent, and clients reconnect to the new primary.
 import net from 'node:net'
 import { decodeKvRequest, decodeKvResponse } from '@plover/vmsync'
+import {
+  ClientMsg,
+  ClientMsgDecoder,
+  encodeClientMsg,
+  encodeNotLeader,
+  type NotLeaderInfo,
+} from '../client/wire.js'
 import type { Logger } from '../runtime/logger.js'
-import { ClientMsg, ClientMsgDecoder, encodeClientMsg, encodeNotLeader, type NotLeaderInfo } from '../client/wire.js'
 
 export interface ClientServerOptions {
   readonly host: string
@@ -69,7 +75,8 @@ export class ClientServer {
 
   /** Not the primary any more: close every client connection. */
   dropAll(reason: string): void {
-    if (this.sockets.size > 0) this.o.log.info('closing client connections', { reason, count: this.sockets.size })
+    if (this.sockets.size > 0)
+      this.o.log.info('closing client connections', { reason, count: this.sockets.size })
     for (const s of this.sockets) s.destroy()
     this.sockets.clear()
     this.byClient.clear()

@@ -2,7 +2,14 @@
 // and, unless it is the witness, a VM stack, the client port and the sync links. Leadership of
 // the log is the single source of truth for "who is primary".
 import { mkdir } from 'node:fs/promises'
-import { ConfChangeType, type Membership, MemberRole, type NodeId, type PeerAddress, Replica } from '@plover/consensus'
+import {
+  ConfChangeType,
+  MemberRole,
+  type Membership,
+  type NodeId,
+  type PeerAddress,
+  Replica,
+} from '@plover/consensus'
 import type { NotLeaderInfo } from '../client/wire.js'
 import { ConfigError } from '../config/config-error.js'
 import { type ReplicaConfig, self } from '../config/replica-config.js'
@@ -20,6 +27,8 @@ const ROLE: Record<string, MemberRole> = {
   learner: MemberRole.Learner,
 }
 const ROLE_NAME = ['voter', 'witness', 'learner']
+/** Log entries a backup may lag and still be synced with (a few batches in flight). */
+const CAUGHT_UP_SLACK = 64
 
 /** Turns "address in use" and friends into one operator-readable line. */
 async function bind<T>(what: string, host: string, port: number, f: () => Promise<T>): Promise<T> {
@@ -52,7 +61,11 @@ export class ReplicaNode {
   ) {}
 
   /** Binds every port, opens the WAL, starts the VM (unless witness). Cleans up on failure. */
-  static async start(cfg: ReplicaConfig, logger: Logger, onFatal: (err: Error) => void): Promise<ReplicaNode> {
+  static async start(
+    cfg: ReplicaConfig,
+    logger: Logger,
+    onFatal: (err: Error) => void,
+  ): Promise<ReplicaNode> {
     const node = new ReplicaNode(cfg, logger)
     try {
       await node.open(onFatal)
@@ -78,7 +91,8 @@ export class ReplicaNode {
     })
     await bind('metrics', me.host, me.metricsPort, () => this.http!.listen())
     const peers = new Map<NodeId, PeerAddress>()
-    for (const r of cfg.replicas) if (r.id !== cfg.id) peers.set(r.id, { host: r.host, port: r.consensusPort })
+    for (const r of cfg.replicas)
+      if (r.id !== cfg.id) peers.set(r.id, { host: r.host, port: r.consensusPort })
     const membership: Membership = { members: cfg.bootstrap.map((b) => ({ id: b.id, role: ROLE[b.role] })) }
 
     if (me.role === 'voter') {
@@ -97,6 +111,7 @@ export class ReplicaNode {
         psk: cfg.clusterKey,
         logger: this.logger,
         isLeader: () => this.log?.isLeader ?? false,
+        accepting: () => (this.log?.isLeader ?? false) && (this.vm?.fenced ?? false),
         leaderAddress: () => this.leaderSyncAddress(),
         onLink: (link) => this.vm?.attachLink(link),
       })
@@ -142,6 +157,7 @@ export class ReplicaNode {
         pages: cfg.vmPages,
         tuning: cfg.sync,
         replicaId: cfg.id,
+        backupCaughtUp: () => this.backupCaughtUp(),
       })
       this.vm.replica.guard.on('release', (f) => {
         // Belt and braces: only a leader's answers ever reach a client.
@@ -160,6 +176,18 @@ export class ReplicaNode {
     if (!isLeader) this.clients?.dropAll('lost leadership')
     this.vm?.setLeader(isLeader)
     this.links?.refresh()
+  }
+
+  /** Leader only: some other VM voter has (almost) all of our log. */
+  private backupCaughtUp(): boolean {
+    const st = this.replica?.status()
+    if (st?.role !== 'leader') return false
+    const vmVoters = new Set(
+      st.membership.members.filter((m) => m.role === MemberRole.Voter).map((m) => m.id),
+    )
+    return st.progress.some(
+      (p) => p.id !== this.cfg.id && vmVoters.has(p.id) && p.match >= st.lastIndex - CAUGHT_UP_SLACK,
+    )
   }
 
   private leaderHint(): NotLeaderInfo {
@@ -184,17 +212,24 @@ export class ReplicaNode {
   private async changeMembership(c: { add?: number; remove?: number }): Promise<unknown> {
     const replica = this.replica
     if (!replica) throw new Error('replica not open')
-    if (replica.role !== 'leader') throw new Error(`not the leader (leader is ${replica.leader || 'unknown'})`)
+    if (replica.role !== 'leader')
+      throw new Error(`not the leader (leader is ${replica.leader || 'unknown'})`)
     const id = c.add ?? c.remove
     if (!Number.isInteger(id) || (c.add !== undefined && c.remove !== undefined)) {
       throw new Error('give exactly one of {"add": id} or {"remove": id}')
     }
     const addr = this.cfg.replicas.find((r) => r.id === id)
-    if (c.add !== undefined && !addr) throw new Error(`unknown peer ${id}: not in this replica's replicas table`)
+    if (c.add !== undefined && !addr)
+      throw new Error(`unknown peer ${id}: not in this replica's replicas table`)
     const role = addr?.role === 'witness' ? MemberRole.Witness : MemberRole.Voter
     const type = c.add !== undefined ? ConfChangeType.AddMember : ConfChangeType.RemoveMember
     const index = await replica.proposeConfChange({ type, id: id!, role })
-    this.logger.info('membership changed', { add: c.add, remove: c.remove, index, membership: this.describeMembership() })
+    this.logger.info('membership changed', {
+      add: c.add,
+      remove: c.remove,
+      index,
+      membership: this.describeMembership(),
+    })
     return { index, membership: this.describeMembership() }
   }
 
@@ -230,7 +265,11 @@ export class ReplicaNode {
       value,
     })
     const samples: Sample[] = [
-      g('is_leader', '1 while this replica is the consensus leader (= primary)', r?.role === 'leader' ? 1 : 0),
+      g(
+        'is_leader',
+        '1 while this replica is the consensus leader (= primary)',
+        r?.role === 'leader' ? 1 : 0,
+      ),
       g('is_witness', '1 for a witness', self(this.cfg).role === 'witness' ? 1 : 0),
       g('leader_id', 'Current leader id (0 = unknown)', r?.leader ?? 0),
       g('term', 'Consensus term', r?.term ?? 0),

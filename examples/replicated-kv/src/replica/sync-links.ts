@@ -11,6 +11,8 @@ export interface SyncLinksOptions {
   readonly psk: Uint8Array
   readonly logger: Logger
   readonly isLeader: () => boolean
+  /** The leader's primary is ready for a backup (see VmStack.fence). */
+  readonly accepting: () => boolean
   /** The current leader's sync address, if it is known and runs a VM. */
   readonly leaderAddress: () => { id: number; host: string; port: number } | undefined
   readonly onLink: (link: TcpSyncLink, direction: 'from-backup' | 'to-primary') => void
@@ -28,7 +30,7 @@ export class SyncLinks {
   constructor(private readonly o: SyncLinksOptions) {
     this.server = new SyncLinkServer({ psk: o.psk })
     this.server.on('link', (link) => {
-      if (!o.isLeader()) {
+      if (!o.accepting()) {
         link.close()
         return
       }

@@ -2,7 +2,7 @@
 // WHY our own totals and not only vmsync's histograms: incremental (VSMR) and full syncs must be
 // kept apart (one full sync of a 64 MiB VM dwarfs thousands of incremental ones), and the
 // "Remus would have sent" figure needs the primary's own dirty set per sync.
-import { type SyncReport, SyncMode } from '@plover/vmsync'
+import { SyncMode, type SyncReport } from '@plover/vmsync'
 import type { Sample } from './prom-text.js'
 
 export class SyncTotals {
@@ -49,7 +49,11 @@ export class SyncTotals {
       value,
     })
     return [
-      c('vsmr_syncs_total', 'Incremental (divergent-pages) syncs this replica ran as primary', this.vsmrSyncs),
+      c(
+        'vsmr_syncs_total',
+        'Incremental (divergent-pages) syncs this replica ran as primary',
+        this.vsmrSyncs,
+      ),
       c('full_syncs_total', 'Full syncs this replica ran as primary', this.fullSyncs),
       c('union_pages_total', 'Dirty-union pages compared in incremental syncs', this.unionPages),
       c('identical_pages_total', 'Union pages found identical on the backup (not sent)', this.identicalPages),
@@ -59,7 +63,12 @@ export class SyncTotals {
       c('full_sync_bytes_sent_total', 'Sync-link bytes sent in full syncs', this.fullBytesSent),
       c('sync_pause_ms_total', 'Primary VM pause time summed over syncs (ms)', this.pauseMs),
       c('full_sync_pause_ms_total', 'Primary VM pause time summed over full syncs (ms)', this.fullPauseMs),
-      { name: 'plover_replica_sync_pause_max_ms', help: 'Longest primary pause (ms)', type: 'gauge', value: this.maxPauseMs },
+      {
+        name: 'plover_replica_sync_pause_max_ms',
+        help: 'Longest primary pause (ms)',
+        type: 'gauge',
+        value: this.maxPauseMs,
+      },
       c('sync_failures_total', 'Syncs that failed on the primary side', this.failures),
     ]
   }

@@ -23,6 +23,12 @@ export interface VmStackOptions {
   readonly pages: number
   readonly tuning: SyncTuning
   readonly replicaId: number
+  /**
+   * True when a VM backup's consensus log is close to ours. WHY: a marker makes the primary's
+   * input delivery wait for the backup's Dirty message, and a backup that is still replaying
+   * the log (a spare that just joined) would stall the primary for the whole replay.
+   */
+  readonly backupCaughtUp: () => boolean
 }
 
 export class VmStack {
@@ -34,6 +40,10 @@ export class VmStack {
   private readonly monitor: IdleMonitor
   private syncing = false
   private closed = false
+  /** See fence(). */
+  private fencedFlag = false
+  private fenceEpoch: number | undefined
+  private lastSkippedEpoch = 0
 
   private constructor(private readonly o: VmStackOptions) {
     this.vm = new SimulatedVm({ pageCount: o.pages })
@@ -86,6 +96,11 @@ export class VmStack {
     return this.replica.role === 'primary'
   }
 
+  /** Primary whose epoch floor is established: it may accept a backup's sync link. */
+  get fenced(): boolean {
+    return this.isPrimary && this.fencedFlag
+  }
+
   /** The consensus log's leadership changed. */
   setLeader(isLeader: boolean): void {
     if (isLeader && this.replica.role !== 'primary') {
@@ -93,10 +108,37 @@ export class VmStack {
         trusted: !(this.replica.backup?.needFull ?? false),
       })
       this.replica.promote()
+      this.fence()
     } else if (!isLeader && this.replica.role === 'primary') {
       this.o.logger.warn('lost leadership: demoted to backup, held outputs dropped, VM untrusted')
       this.replica.demote()
     }
+  }
+
+  /**
+   * WHY: a freshly promoted primary does not yet know which sync epochs are over (its protocol
+   * side starts with epoch floor 0), so a backup that joins and replays the log from index 1
+   * would run the old markers' syncs against it and wait a peer timeout for each. One marker
+   * committed with no backup attached sets the floor past every earlier epoch; from then on old
+   * epochs are answered with Abort at once. Until then no backup link is accepted.
+   * (Workaround: vmsync's PrimarySync could take the floor from noteEpoch() instead.)
+   */
+  private fence(): void {
+    this.fencedFlag = false
+    this.fenceEpoch = undefined
+    this.replica.requestSync().then(
+      (epoch) => {
+        this.fenceEpoch = epoch
+        if (this.lastSkippedEpoch >= epoch) this.setFenced()
+      },
+      (err: Error) => this.o.logger.debug('fence marker not committed', { error: err }),
+    )
+  }
+
+  private setFenced(): void {
+    if (this.fencedFlag || !this.isPrimary) return
+    this.fencedFlag = true
+    this.o.logger.info('primary fenced: sync epochs before this point are closed', { epoch: this.fenceEpoch })
   }
 
   attachLink(link: SyncLink): void {
@@ -125,10 +167,14 @@ export class VmStack {
         this.totals.failures++
         this.syncDone()
       }
-      logger.warn('sync failed', { side: f.side, epoch: f.epoch, reason: f.reason })
+      // A joining backup replays old markers; the primary aborts those at once: not a problem.
+      const level = f.error.name === 'SyncAbortedError' ? 'debug' : 'warn'
+      logger[level]('sync failed', { side: f.side, epoch: f.epoch, reason: f.reason })
     })
     r.on('sync-skipped', (epoch, reason) => {
       logger.debug('sync skipped', { epoch, reason })
+      if (epoch > this.lastSkippedEpoch) this.lastSkippedEpoch = epoch
+      if (this.fenceEpoch !== undefined && epoch >= this.fenceEpoch) this.setFenced()
       if (this.isPrimary) this.syncDone()
     })
     r.on('unprotected', (reason) => logger.warn('outputs unprotected (no synced backup)', { reason }))
@@ -143,7 +189,8 @@ export class VmStack {
   private onSyncDue(reason: string): void {
     const primary = this.replica.primary
     // Only a primary with a connected backup syncs; otherwise restart the policy's clock.
-    if (!this.isPrimary || !primary || !primary.hasBackup || this.syncing || this.closed) {
+    const ready = primary?.hasBackup && this.o.backupCaughtUp()
+    if (!this.fenced || !ready || this.syncing || this.closed) {
       this.monitor.syncCompleted()
       return
     }

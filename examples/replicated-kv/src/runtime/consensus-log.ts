@@ -5,7 +5,7 @@
 //   - 'leadership' follows the core's role: true only while it is 'leader'. The core drops the
 //     role on step-down and on check-quorum, so the VM stops releasing outputs at that moment.
 import { type Entry, EntryType, type Replica, type Role } from '@plover/consensus'
-import { type LogRecordKind, type OrderedLog, type OrderedLogEvents } from '@plover/vmsync'
+import type { LogRecordKind, OrderedLog, OrderedLogEvents } from '@plover/vmsync'
 import { EventEmitter } from 'eventemitter3'
 
 const VMSYNC_KINDS = new Set<number>([EntryType.Normal, EntryType.SyncMarker, EntryType.SyncDone])

@@ -7,18 +7,19 @@ export class ByteWriter {
   pos = 0
 
   constructor(initialCapacity = 256) {
-    this.buf = new Uint8Array(initialCapacity)
-    this.view = new DataView(this.buf.buffer)
+    // Unpooled and not zero-filled: every byte handed out by finish() has been written.
+    this.buf = Buffer.allocUnsafeSlow(initialCapacity)
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength)
   }
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return
-    let cap = this.buf.length * 2
+    let cap = Math.max(16, this.buf.length * 2)
     while (cap < this.pos + n) cap *= 2
-    const next = new Uint8Array(cap)
+    const next = Buffer.allocUnsafeSlow(cap)
     next.set(this.buf.subarray(0, this.pos))
     this.buf = next
-    this.view = new DataView(next.buffer)
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength)
   }
 
   u8(v: number): void {

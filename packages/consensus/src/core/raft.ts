@@ -540,12 +540,23 @@ export class RaftCore {
     if (m.snapshot) {
       const s = m.snapshot
       if (s.meta.index !== m.logIndex || s.meta.term !== m.logTerm) return
-      if (!this.log.matchTerm(s.meta.index, s.meta.term)) {
-        if (s.meta.index <= this.log.committed) return
+      if (s.meta.index > this.log.committed && !this.log.matchTerm(s.meta.index, s.meta.term)) {
         this.installSnapshot(s)
       }
     }
-    const r = this.log.maybeAppend(m.logIndex, m.logTerm, m.commit, m.entries)
+    // Our committed prefix may be compacted: start right after it (it cannot conflict).
+    let prevIndex = m.logIndex
+    let prevTerm = m.logTerm
+    let ents = m.entries
+    const committed = this.log.committed
+    if (prevIndex < committed) {
+      const k = ents.findIndex((e) => e.index === committed)
+      if (k < 0 || ents[k].term !== this.log.term(committed)) return
+      prevIndex = committed
+      prevTerm = ents[k].term
+      ents = ents.slice(k + 1)
+    }
+    const r = this.log.maybeAppend(prevIndex, prevTerm, m.commit, ents)
     if (r === undefined) {
       const [hint, hintTerm] = this.rejectHint(m)
       this.send({

@@ -302,8 +302,8 @@ export class Replica extends EventEmitter<ReplicaEvents> {
       if (this.stopped) return
     } else if (rd.hardState) {
       // Only the commit index moved (etcd's MustSync rule): it can be relearned from the
-      // quorum, so don't wait for its fsync; the record still goes out in WAL order.
-      this.wal.save({ hardState: rd.hardState }).catch((e: Error) => this.fatal(e))
+      // quorum, so it is written without an fsync of its own (the next synced batch covers it).
+      this.wal.save({ hardState: rd.hardState, sync: false }).catch((e: Error) => this.fatal(e))
     }
     if (rd.hardState) this.persistedHard = rd.hardState
     if (rd.snapshot) this.emit('snapshot', rd.snapshot)

@@ -532,7 +532,8 @@ class Simulation {
     // A real instance of the fault only if the leader and the witnesses that now durably hold
     // the entry are a majority: then it is committed (though nobody alive knows it) and must
     // survive. (The Append may have been lost, or not sent to a follower being probed.)
-    const holders = 1 + witnesses.filter((w) => w.core?.termAt(index) === term && w.storage.hardState.term >= term).length
+    const holders =
+      1 + witnesses.filter((w) => w.core?.termAt(index) === term && w.storage.hardState.term >= term).length
     const voters = lc.membership.members.filter((m) => m.role !== MemberRole.Learner).length
     if (holders < Math.floor(voters / 2) + 1) return
     this.witnessFault = { leader: leader.id, op, until: this.now + WITNESS_FAULT_STEPS }

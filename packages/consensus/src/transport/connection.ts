@@ -91,14 +91,18 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** Frame + MAC each payload. Returns false when the socket's buffer is full (wait for drain). */
   send(payloads: readonly Uint8Array[]): boolean {
     if (this.state !== 'open' || !this.sendMac) return false
-    // cork + many writes = one writev syscall without concatenating the payloads first.
+    const parts: Uint8Array[] = []
+    let bytes = 0
+    for (const p of payloads) {
+      parts.push(frameHeader(p.length + MAC_BYTES), p, this.sendMac.next(p))
+      bytes += p.length + 4 + MAC_BYTES
+    }
+    // Small batches: one contiguous buffer (a writev of many tiny iovecs costs more than the
+    // copy). Large ones: cork + writes, so big entries are not copied again in user space.
+    if (bytes < 256 * 1024) return this.socket.write(Buffer.concat(parts, bytes))
     this.socket.cork()
     let ok = true
-    for (const p of payloads) {
-      this.socket.write(frameHeader(p.length + MAC_BYTES))
-      this.socket.write(p)
-      ok = this.socket.write(this.sendMac.next(p))
-    }
+    for (const part of parts) ok = this.socket.write(part)
     this.socket.uncork()
     return ok
   }

@@ -43,6 +43,12 @@ export interface SaveBatch {
   readonly entries?: readonly Entry[]
   /** A snapshot received from the leader: replaces the whole log up to and including it. */
   readonly snapshot?: Snapshot
+  /**
+   * Default true: resolve only after fdatasync. false: resolve once written (in order, after
+   * everything saved before it); it becomes durable with the next synced batch. For records
+   * that may be lost in a crash, e.g. a hard state whose only change is the commit index.
+   */
+  readonly sync?: boolean
 }
 
 export interface Recovered {
@@ -62,6 +68,7 @@ interface Segment {
 }
 
 interface Pending {
+  readonly sync: boolean
   readonly buf: Uint8Array
   readonly maxIndex: number
   readonly hardState?: HardState
@@ -156,7 +163,16 @@ export class Wal {
         }
       }
       const recovered: Recovered = { hardState: replay.hardState, snapshot, entries, truncatedTail }
-      return new Wal(dir, opts.io ?? 'threadpool', segmentBytes, segs, fh, size, recovered, snapshot?.meta.index ?? 0)
+      return new Wal(
+        dir,
+        opts.io ?? 'threadpool',
+        segmentBytes,
+        segs,
+        fh,
+        size,
+        recovered,
+        snapshot?.meta.index ?? 0,
+      )
     } catch (e) {
       if (e instanceof StorageError) throw e
       throw new StorageError('io', `opening WAL in ${dir}: ${(e as Error).message}`, { cause: e })
@@ -185,6 +201,7 @@ export class Wal {
     if (batch.hardState) writeRecord(w, { type: RecordType.HardState, hardState: batch.hardState })
     return new Promise((resolve, reject) => {
       this.queue.push({
+        sync: batch.sync ?? true,
         buf: w.finish(),
         maxIndex,
         hardState: batch.hardState,
@@ -202,8 +219,9 @@ export class Wal {
    */
   compact(snapshot: Snapshot): Promise<void> {
     if (this.error) return Promise.reject(this.error)
+    if (this.closed) return Promise.reject(new StorageError('closed', 'WAL is closed'))
     return new Promise((resolve, reject) => {
-      this.queue.push({ buf: new Uint8Array(0), maxIndex: 0, snapshot, resolve, reject })
+      this.queue.push({ sync: true, buf: new Uint8Array(0), maxIndex: 0, snapshot, resolve, reject })
       this.kick()
     })
   }
@@ -251,6 +269,7 @@ export class Wal {
     const bufs = batch.map((p) => p.buf).filter((b) => b.length > 0)
     let total = 0
     for (const b of bufs) total += b.length
+    const needSync = batch.some((p) => p.sync)
     if (total > 0) {
       if (this.size >= this.segmentBytes) await this.rotate()
       if (this.io === 'inline') {
@@ -263,10 +282,10 @@ export class Wal {
             off += n
           }
         }
-        fdatasyncSync(this.fh.fd)
+        if (needSync) fdatasyncSync(this.fh.fd)
       } else {
         await writeFully(this.fh, bufs, total, this.size)
-        await this.fh.datasync()
+        if (needSync) await this.fh.datasync()
       }
       this.size += total
     }

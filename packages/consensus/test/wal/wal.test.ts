@@ -197,7 +197,8 @@ t.test('inline io: same durability contract, batches of one turn share a write',
   const dir = tempDir(t)
   const wal = await Wal.open(dir, { io: 'inline', segmentBytes: 4096 })
   const saves = []
-  for (let i = 1; i <= 100; i++) saves.push(wal.save({ entries: entries(i, i, 1, 100), hardState: { term: 1, vote: 1, commit: i } }))
+  for (let i = 1; i <= 100; i++)
+    saves.push(wal.save({ entries: entries(i, i, 1, 100), hardState: { term: 1, vote: 1, commit: i } }))
   await Promise.all(saves)
   await wal.save({ entries: entries(50, 60, 2) })
   await wal.close()
@@ -205,5 +206,34 @@ t.test('inline io: same durability contract, batches of one turn share a write',
   t.equal(again.recovered.entries.length, 60)
   t.equal(again.recovered.entries[59].term, 2)
   t.same(again.recovered.hardState, { term: 1, vote: 1, commit: 100 })
+  await again.close()
+})
+
+t.test('sync:false records are written in order without an fsync of their own', async (t) => {
+  const dir = tempDir(t)
+  const wal = await Wal.open(dir)
+  const probe = await fsp.open(join(dir, 'probe'), 'w')
+  const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> }
+  await probe.close()
+  const orig = proto.datasync
+  let syncs = 0
+  proto.datasync = function (this: unknown) {
+    syncs++
+    return orig.call(this)
+  }
+  t.teardown(() => {
+    proto.datasync = orig
+  })
+  await wal.save({ entries: entries(1, 3, 1) })
+  t.equal(syncs, 1)
+  await wal.save({ hardState: { term: 1, vote: 1, commit: 3 }, sync: false })
+  t.equal(syncs, 1, 'commit-only hard state: no fsync')
+  await wal.save({ entries: entries(4, 4, 1) })
+  t.equal(syncs, 2)
+  proto.datasync = orig
+  await wal.close()
+  const again = await Wal.open(dir)
+  t.same(again.recovered.hardState, { term: 1, vote: 1, commit: 3 })
+  t.equal(again.recovered.entries.length, 4)
   await again.close()
 })

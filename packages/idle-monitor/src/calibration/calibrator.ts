@@ -45,6 +45,11 @@ export class Calibrator {
     return this.result()
   }
 
+  /** Forget the last observation (the VM was paused for a sync): the next one only re-seeds. */
+  reseed(): void {
+    this.prev = undefined
+  }
+
   /** The baseline from what has been seen so far; throws if fewer than `minIntervals`. */
   result(): IdleBaseline {
     if (this.rates.length < this.config.minIntervals) {

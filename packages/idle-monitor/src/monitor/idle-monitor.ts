@@ -172,6 +172,7 @@ export class IdleMonitor extends EventEmitter<IdleMonitorEvents> {
    */
   syncCompleted(): void {
     this.policy.syncCompleted(this.now())
+    this.calibration?.calibrator.reseed()
     if (!this.timer) return
     clearTimeout(this.timer)
     this.schedule()
@@ -247,7 +248,8 @@ export class IdleMonitor extends EventEmitter<IdleMonitorEvents> {
       output: out === undefined ? undefined : out.state === 'ok' ? out : null,
     }
     this.samples++
-    if (this.calibration) {
+    // A VM paused for a sync is not "at rest": those samples would lower the baseline.
+    if (this.calibration && this.policy.phase !== 'syncing') {
       const b = this.calibration.calibrator.add(observation)
       if (b) {
         const c = this.calibration

@@ -44,7 +44,8 @@ export class HashScanTracker implements DirtyTracker {
 
   constructor(private readonly options: HashScanTrackerOptions) {
     const pageSize = options.pageSize ?? 4096
-    if (options.source.kind !== 'file' && options.source.kind !== 'shared') throw new Error('unknown memory source')
+    if (options.source.kind !== 'file' && options.source.kind !== 'shared')
+      throw new Error('unknown memory source')
     const size = options.source.kind === 'file' ? options.source.size : options.source.buffer.byteLength
     this.pageCount = size / pageSize
   }
@@ -55,7 +56,8 @@ export class HashScanTracker implements DirtyTracker {
    */
   get currentHashes(): Buffer | undefined {
     const latest = this.#latest
-    if (!latest || latest.stamp === undefined || latest.stamp !== this.options.changeStamp?.()) return undefined
+    if (!latest || latest.stamp === undefined || latest.stamp !== this.options.changeStamp?.())
+      return undefined
     return latest.hashes
   }
 
@@ -103,7 +105,9 @@ export class HashScanTracker implements DirtyTracker {
 /** Indices (ascending) of the pages whose digests differ between two equally long vectors. */
 export function diffDigests(a: Uint8Array, b: Uint8Array, pages: number): Uint32Array {
   if (a.byteLength !== b.byteLength || a.byteLength % pages !== 0) {
-    throw new Error(`digest vectors differ in size (${a.byteLength} vs ${b.byteLength}) or do not fit ${pages} pages`)
+    throw new Error(
+      `digest vectors differ in size (${a.byteLength} vs ${b.byteLength}) or do not fit ${pages} pages`,
+    )
   }
   const width = a.byteLength / pages
   const va = new DataView(a.buffer, a.byteOffset, a.byteLength)

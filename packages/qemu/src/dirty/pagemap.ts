@@ -41,7 +41,13 @@ export function decodePagemapEntry(buf: Uint8Array, index: number): PagemapEntry
  * Appends `firstPage + i` to `out` for every entry i of `buf` with the soft-dirty bit, returning the
  * new count. Reads only the high half of each entry: this runs over every page of guest RAM.
  */
-export function collectSoftDirty(buf: Uint8Array, entries: number, firstPage: number, out: Uint32Array, count: number): number {
+export function collectSoftDirty(
+  buf: Uint8Array,
+  entries: number,
+  firstPage: number,
+  out: Uint32Array,
+  count: number,
+): number {
   if (buf.byteLength < entries * PAGEMAP_ENTRY_BYTES) throw new RangeError('pagemap buffer too short')
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
   let n = count

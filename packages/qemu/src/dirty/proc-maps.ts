@@ -45,7 +45,12 @@ export function parseMaps(text: string): MapsEntry[] {
  * that window, ascending by file offset. QEMU maps the RAM file once, but madvise/mprotect can split
  * a mapping into several entries. Throws when part of the window is not mapped.
  */
-export function fileSegments(entries: MapsEntry[], path: string, fileOffset: number, size: number): FileSegment[] {
+export function fileSegments(
+  entries: MapsEntry[],
+  path: string,
+  fileOffset: number,
+  size: number,
+): FileSegment[] {
   const end = fileOffset + size
   const segments: FileSegment[] = []
   for (const e of entries) {

@@ -3,7 +3,7 @@
 // and logged so it is visible which one a replica runs with, and why.
 import type { DirtyTracker, MemorySource } from '@plover/vmsync'
 import { HashScanTracker, type PageHashing } from './hash-scan-tracker.js'
-import { type SoftDirtyProbeReport, probeSoftDirty } from './soft-dirty-probe.js'
+import { probeSoftDirty, type SoftDirtyProbeReport } from './soft-dirty-probe.js'
 import { SoftDirtyTracker } from './soft-dirty-tracker.js'
 
 export type DirtyTrackerKind = 'hash-scan' | 'soft-dirty'

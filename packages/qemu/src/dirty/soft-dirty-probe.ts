@@ -66,7 +66,11 @@ export async function probeSoftDirty(): Promise<SoftDirtyProbeReport> {
       }
     }
     if (afterWrite.present < PROBE_PAGES) {
-      return unsupported('the probe buffer was not found resident in the scanned mappings', afterWrite, dirtyAfterClear)
+      return unsupported(
+        'the probe buffer was not found resident in the scanned mappings',
+        afterWrite,
+        dirtyAfterClear,
+      )
     }
     return unsupported(
       worksAfterWrite
@@ -85,7 +89,11 @@ function touch(buf: Buffer, value: number): void {
 }
 
 // Private writable anonymous ranges that are new or grew and can hold the probe buffer.
-function newPrivateRanges(before: MapsEntry[], after: MapsEntry[], minBytes: number): Array<[number, number]> {
+function newPrivateRanges(
+  before: MapsEntry[],
+  after: MapsEntry[],
+  minBytes: number,
+): Array<[number, number]> {
   const old = new Set(before.map((e) => `${e.start}-${e.end}`))
   return after
     .filter((e) => e.perms.startsWith('rw') && e.perms[3] === 'p' && e.path === '')

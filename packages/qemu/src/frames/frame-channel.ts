@@ -38,7 +38,7 @@ export type FrameChannelCounters = Record<RedirectorName, Readonly<LinkCounters>
 export class FrameChannel extends EventEmitter<FrameChannelEvents> {
   readonly #links: Record<RedirectorName, RedirectorLink>
 
-  constructor(private readonly options: FrameChannelOptions) {
+  constructor(options: FrameChannelOptions) {
     super()
     const ordered = LAUNCH_ORDER.map((n) => options.redirectors[n])
     const make = (name: RedirectorName): RedirectorLink => {

@@ -1,7 +1,7 @@
 // An indev filter-redirector stops reading its chardev once Node's connection dropped, even after
 // Node reconnects (DESIGN §2). The cure is to delete and re-add the filter object over QMP, at the
 // same place in the netdev's filter list: the order of the four filters decides where frames go.
-import { redirectorObjectAddArgs, type RedirectorSpec } from '../launch/redirectors.js'
+import { type RedirectorSpec, redirectorObjectAddArgs } from '../launch/redirectors.js'
 import { NETDEV_ID } from '../launch/vm-config.js'
 import type { QmpClient } from '../qmp/client.js'
 

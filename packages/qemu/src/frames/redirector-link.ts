@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventEmitter } from 'eventemitter3'
 import { encodeFrame, type FrameCodecOptions, FrameDecoder } from './codec.js'
-import { FrameChannelClosedError, FrameDecodeError } from './errors.js'
+import { FrameChannelClosedError, type FrameDecodeError } from './errors.js'
 
 export type LinkRole = 'from-qemu' | 'to-qemu'
 

@@ -48,8 +48,7 @@ function findFile(root: string, names: readonly string[]): string | undefined {
 async function copyModule(src: string, dest: string): Promise<void> {
   if (src.endsWith('.ko')) return copyFileSync(src, dest)
   const tool = src.endsWith('.xz') ? 'xz' : 'zstd'
-  const out = await runCommand('sh', ['-c', `${tool} -dc "$1" > "$2"`, 'sh', src, dest])
-  void out
+  await runCommand('sh', ['-c', `${tool} -dc "$1" > "$2"`, 'sh', src, dest])
 }
 
 async function extractKernel(inputs: GuestInputs, work: string, staging: string, outDir: string) {

@@ -172,7 +172,8 @@ export class QemuProcess extends EventEmitter<QemuProcessEvents> {
     return exit
   }
 
-  private async exitedWithin(ms: number): Promise<boolean> {
+  /** @internal true when the process has exited or exits within `ms`. */
+  async exitedWithin(ms: number): Promise<boolean> {
     if (!this.running) return true
     const ac = new AbortController()
     const r = await Promise.race([
@@ -233,8 +234,13 @@ export async function launch(config: VmConfig, options: LaunchOptions = {}): Pro
     proc.qmp = qmp
     return proc
   } catch (e) {
+    // WHY wait a moment: QEMU creates its QMP socket before it opens the NIC, so a bad tap shows up
+    // first as a reset QMP connection; the exit (with stderr) is the real cause to report.
+    await proc.exitedWithin(1000)
+    const died = proc.exitStatus
     await proc.stop({ graceMs: 500 })
     if (e instanceof QemuLaunchError) throw e
+    if (died) throw new QemuLaunchError(`QEMU ${config.name} exited during startup`, died, commandLine)
     throw new QemuLaunchError(
       `QEMU ${config.name}: QMP not ready: ${(e as Error).message}`,
       proc.exitStatus,

@@ -98,7 +98,9 @@ export class GuestMemory {
       let pages = 1
       while (i + pages < indices.length && indices[i + pages] === firstPage + pages) pages++
       if (firstPage + pages > this.pageCount) {
-        throw new PageRangeError(`page ${firstPage + pages - 1} is beyond the guest's ${this.pageCount} pages`)
+        throw new PageRangeError(
+          `page ${firstPage + pages - 1} is beyond the guest's ${this.pageCount} pages`,
+        )
       }
       runs.push({ firstPage, bufferPage: i, pages })
       i += pages

@@ -52,7 +52,9 @@ export async function migrateToStandby(
     // error-desc is often just a broken pipe; the destination's is why).
     const [out, into] = await Promise.allSettled([
       waitForMigration(primary, 'source', { timeoutMs }),
-      waitForMigration(standby, 'destination', { timeoutMs }).then(() => waitForIncomingSettled(standby, { timeoutMs })),
+      waitForMigration(standby, 'destination', { timeoutMs }).then(() =>
+        waitForIncomingSettled(standby, { timeoutMs }),
+      ),
     ])
     if (out.status === 'fulfilled' && into.status === 'fulfilled') {
       return {
@@ -142,7 +144,10 @@ export async function importDeviceState(
   })
   sent.catch(() => undefined)
   try {
-    await Promise.all([withTimeout(sent, timeoutMs, 'relay'), waitForMigration(standby, 'destination', { timeoutMs })])
+    await Promise.all([
+      withTimeout(sent, timeoutMs, 'relay'),
+      waitForMigration(standby, 'destination', { timeoutMs }),
+    ])
     await waitForIncomingSettled(standby, { timeoutMs })
     return { durationMs: performance.now() - started, streamBytes: state.byteLength }
   } catch (err) {
@@ -154,14 +159,18 @@ export async function importDeviceState(
 }
 
 function asMigrationError(err: unknown, side: 'source' | 'destination'): Error {
-  if (err instanceof Error && (err.name === 'MigrationFailedError' || err.name === 'MigrationTimeoutError')) return err
+  if (err instanceof Error && (err.name === 'MigrationFailedError' || err.name === 'MigrationTimeoutError'))
+    return err
   return new MigrationFailedError(side, err instanceof Error ? err.message : String(err), undefined)
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, side: 'relay'): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new MigrationFailedError(side, `no end of stream within ${ms} ms`, undefined)), ms)
+    timer = setTimeout(
+      () => reject(new MigrationFailedError(side, `no end of stream within ${ms} ms`, undefined)),
+      ms,
+    )
   })
   try {
     return await Promise.race([p, timeout])

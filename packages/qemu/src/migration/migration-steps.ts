@@ -7,7 +7,14 @@ import { MigrationFailedError, type MigrationSide, MigrationTimeoutError } from 
 
 export type MigrationQmp = Pick<
   QmpClient,
-  'stop' | 'cont' | 'queryStatus' | 'migrateSetCapabilities' | 'migrate' | 'migrateIncoming' | 'queryMigrate' | 'execute'
+  | 'stop'
+  | 'cont'
+  | 'queryStatus'
+  | 'migrateSetCapabilities'
+  | 'migrate'
+  | 'migrateIncoming'
+  | 'queryMigrate'
+  | 'execute'
 >
 
 /** RAM blocks of shared memory backends are left out of the stream: both sides map their own file. */
@@ -79,7 +86,8 @@ export async function waitForIncomingSettled(qmp: MigrationQmp, options: PollOpt
   for (;;) {
     const { status } = await qmp.queryStatus()
     if (status !== 'inmigrate') return status
-    if (performance.now() > deadline) throw new MigrationTimeoutError('destination', options.timeoutMs, status)
+    if (performance.now() > deadline)
+      throw new MigrationTimeoutError('destination', options.timeoutMs, status)
     await sleep(options.intervalMs ?? 2)
   }
 }

@@ -1,7 +1,7 @@
 // Keeps the next standby QEMU spawned before it is needed: a standby accepts exactly one incoming
 // migration, and starting one costs ~200–250 ms to QMP-ready, which must not land in a sync's pause.
 import { EventEmitter } from 'eventemitter3'
-import { launch, type LaunchOptions, type QemuProcess } from '../launch/qemu-process.js'
+import { type LaunchOptions, launch, type QemuProcess } from '../launch/qemu-process.js'
 import { standbyConfig } from '../launch/standby.js'
 import type { VmConfig } from '../launch/vm-config.js'
 

@@ -4,7 +4,14 @@
 // when started with -incoming): it loads into a pre-spawned standby that maps the same RAM file
 // and then swaps it in, stopping the old process.
 import { join } from 'node:path'
-import type { DirtyTracker, MemorySource, ReplicatedVm, ReplicatedVmEvents, VmExitInfo, VmRunState } from '@plover/vmsync'
+import type {
+  DirtyTracker,
+  MemorySource,
+  ReplicatedVm,
+  ReplicatedVmEvents,
+  VmExitInfo,
+  VmRunState,
+} from '@plover/vmsync'
 import { EventEmitter } from 'eventemitter3'
 import type { PageHashing } from '../dirty/hash-scan-tracker.js'
 import { type DirtyTrackerKind, type SelectedTracker, selectDirtyTracker } from '../dirty/select-tracker.js'
@@ -54,7 +61,10 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
   #process: QemuProcess
   #frames: FrameChannel | undefined
   #state: VmRunState = 'running'
-  #resumes = 0
+  /** Bumped whenever guest RAM may change (resume, writePages, process swap); keys cached scans. */
+  #changes = 0
+  /** Pages written by writePages since the last tracker reset (soft-dirty cannot see pwrite). */
+  #writtenSinceReset: Uint8Array
   #tracker: SelectedTracker | undefined
   #trackerPid = 0
   #lastExport: TransferStats | undefined
@@ -72,9 +82,13 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     this.pageSize = memory.pageSize
     this.pageCount = memory.pageCount
     this.memorySource = memory.source
+    this.#writtenSinceReset = new Uint8Array(this.pageCount)
     this.dirty = {
-      collect: async () => (await this.#dirtyTracker()).collect(),
-      reset: async () => (await this.#dirtyTracker()).reset(),
+      collect: async () => this.#withWritten(await (await this.#dirtyTracker()).collect()),
+      reset: async () => {
+        await (await this.#dirtyTracker()).reset()
+        this.#writtenSinceReset.fill(0)
+      },
     }
   }
 
@@ -133,7 +147,7 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     this.#alive()
     if (this.#state === 'running') return
     // WHY count first: a scan racing with the resume must not be taken as current afterwards.
-    this.#resumes++
+    this.#changes++
     await this.#process.qmp.cont()
     this.#state = 'running'
   }
@@ -143,9 +157,11 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     return this.memory.readPages(indices, dst)
   }
 
-  writePages(indices: Uint32Array, src: Uint8Array): Promise<void> {
+  async writePages(indices: Uint32Array, src: Uint8Array): Promise<void> {
     this.#alive()
-    return this.memory.writePages(indices, src)
+    this.#changes++
+    await this.memory.writePages(indices, src)
+    for (const p of indices) this.#writtenSinceReset[p] = 1
   }
 
   async exportDeviceState(): Promise<Uint8Array> {
@@ -154,13 +170,13 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     // QEMU refuses a second migration out of `postmigrate` ("paused due to previous migration").
     // Nothing but `cont` changes device state there, so the last export is still exact.
     const cached = this.#exported
-    if (cached && cached.stamp === this.#resumes && cached.process === this.#process) return cached.state
+    if (cached && cached.stamp === this.#changes && cached.process === this.#process) return cached.state
     const { state, stats } = await exportDeviceState(this.#process.qmp, {
       socketPath: join(this.#process.paths.runDir, `export-${++this.#transfers}.sock`),
       timeoutMs: this.options.transferTimeoutMs,
     })
     this.#lastExport = stats
-    this.#exported = { state, stamp: this.#resumes, process: this.#process }
+    this.#exported = { state, stamp: this.#changes, process: this.#process }
     return state
   }
 
@@ -172,7 +188,9 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     const standby = await pool.take()
     try {
       if (standby.paths.ramPath !== this.#process.paths.ramPath) {
-        throw new NoStandbyError(`standby maps ${standby.paths.ramPath}, this VM ${this.#process.paths.ramPath}`)
+        throw new NoStandbyError(
+          `standby maps ${standby.paths.ramPath}, this VM ${this.#process.paths.ramPath}`,
+        )
       }
       this.#lastImport = await importDeviceState(standby.qmp, state, {
         socketPath: join(standby.paths.runDir, 'incoming.sock'),
@@ -184,7 +202,7 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     }
     const previous = this.#process
     await this.#adopt(standby)
-    this.#resumes++ // another process now owns the RAM: previous scans are not current any more
+    this.#changes++ // another process now owns the RAM: previous scans are not current any more
     // WHY keep the RAM file: the new process maps it.
     await previous.stop({ removeRam: false })
     this.host.emit('swapped', standby, previous)
@@ -202,12 +220,10 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
   }
 
   async #doClose(): Promise<void> {
-    const wasExited = this.#state === 'exited'
     this.#state = 'exited'
     this.#frames?.close()
-    if (!wasExited || this.#process.running) {
-      await this.#process.stop({ removeRam: this.options.removeRamOnClose ?? false })
-    }
+    // Also after a crash: stop() is idempotent and removes the run dir (sockets, serial log).
+    await this.#process.stop({ removeRam: this.options.removeRamOnClose ?? false })
     await this.memory.close()
   }
 
@@ -244,6 +260,17 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     this.emit('exit', info)
   }
 
+  // Our own writes are dirty too: hash-scan sees them in the file, soft-dirty does not.
+  #withWritten(collected: Uint32Array): Uint32Array {
+    const written = this.#writtenSinceReset
+    if (written.indexOf(1) < 0) return collected
+    const merged = Uint8Array.from(written)
+    for (const p of collected) merged[p] = 1
+    const out: number[] = []
+    for (let p = 0; p < merged.length; p++) if (merged[p]) out.push(p)
+    return Uint32Array.from(out)
+  }
+
   async #dirtyTracker(): Promise<DirtyTracker> {
     this.#alive()
     const pid = this.#process.pid
@@ -255,7 +282,7 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
         source,
         hasher: this.options.hasher,
         isPaused: () => this.#state === 'paused',
-        changeStamp: () => this.#resumes * 2 ** 20 + this.memory.generation,
+        changeStamp: () => this.#changes,
         prefer: this.options.dirtyTracking,
         probe: this.options.softDirtyProbe,
         log: this.options.log,

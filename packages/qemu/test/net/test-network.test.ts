@@ -1,11 +1,15 @@
 import { spawnSync } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { GUEST_REDIS_PORT } from '../../src/guest/init-script.js'
+import { guestBoot } from '../../src/launch/guest-boot.js'
+import { launch } from '../../src/launch/qemu-process.js'
+import type { VmConfig } from '../../src/launch/vm-config.js'
 import { ip, listLinks, listNamespaces } from '../../src/net/ip.js'
 import { networkId } from '../../src/net/names.js'
 import { TestNetwork } from '../../src/net/test-network.js'
 import { bootTestGuest } from '../../src/testing/boot-test-guest.js'
 import { requireQemu } from '../../src/testing/require-qemu.js'
+import { uniqueVmName } from '../../src/testing/unique-name.js'
 
 async function gone(t: Test, names: { links: string[]; namespaces: string[] }) {
   const links = await listLinks()
@@ -87,4 +91,27 @@ t.test('a failing create removes what it made', async (t) => {
     [],
     'no namespaces of this process left',
   )
+})
+
+t.test('a tap is held by one QEMU: a second launch on it fails typed, with the cause', async (t) => {
+  const env = requireQemu(t)
+  if (!env) return
+  const net = await TestNetwork.create()
+  t.teardown(() => net.dispose())
+  const tap = await net.addTap()
+  const cfg = (name: string): VmConfig => ({
+    name,
+    boot: guestBoot(env.image),
+    memoryMiB: 128,
+    incoming: 'defer', // standbys: no boot needed to hold the tap
+    nic: { kind: 'tap', ifname: tap },
+    qemuBinary: env.qemuBinary,
+  })
+  const first = await launch(cfg(uniqueVmName('tapa')))
+  t.teardown(() => first.stop({ removeRam: true }))
+  await t.rejects(launch(cfg(uniqueVmName('tapb'))), {
+    name: 'QemuLaunchError',
+    message: /exited during startup[\s\S]*Device or resource busy/,
+  })
+  t.equal((await first.qmp.queryStatus()).status, 'inmigrate', 'the holder is unaffected')
 })

@@ -10,8 +10,7 @@ import { requireQemu } from '../../src/testing/require-qemu.js'
 import { QemuVm } from '../../src/vm/qemu-vm.js'
 import { VmCloner } from '../fixtures/clone-vm.js'
 import { icmpEcho } from '../fixtures/frames.js'
-
-const GUEST_IP = '10.0.2.15'
+import { GUEST_IP, PEER_IP, pingThroughNode } from '../fixtures/ping.js'
 
 /**
  * The suite's check 'device state exported from one instance imports into another' loads A's
@@ -65,7 +64,9 @@ t.test('QemuVm passes the ReplicatedVm compliance suite', async (t) => {
       }
     },
     {
-      makeRequest: (i) => icmpEcho('10.0.2.99', GUEST_IP, i, 1000),
+      makeRequest: (i) => icmpEcho(PEER_IP, GUEST_IP, i, 1000),
+      // The echo reply (IP header and payload): B, loaded from A, must answer exactly like A.
+      probe: (vm, i) => pingThroughNode(vm as QemuVm, 40_000 + i),
       crash: (vm) => (vm as QemuVm).process.kill('SIGKILL'),
       // Equal apart from the RTC's host-clock registers (see src/migration/compare-state.ts).
       sameDeviceState,

@@ -7,32 +7,8 @@ import { bootTestGuest } from '../../src/testing/boot-test-guest.js'
 import { requireQemu } from '../../src/testing/require-qemu.js'
 import { QemuVm } from '../../src/vm/qemu-vm.js'
 import { VmCloner } from '../fixtures/clone-vm.js'
-import { arpReply, classify, icmpEcho } from '../fixtures/frames.js'
+import { pingThroughNode } from '../fixtures/ping.js'
 import { bootRedisGuest, redis } from '../fixtures/redis-guest.js'
-
-const GUEST_IP = '10.0.2.15'
-const PEER_IP = '10.0.2.99'
-
-/** Answers the guest's ARP for PEER_IP and resolves when the echo reply `seq` comes out. */
-function pingThroughNode(vm: QemuVm, seq: number, timeoutMs = 20_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      vm.off('frame-out', onFrame)
-      reject(new Error(`no echo reply ${seq} within ${timeoutMs} ms`))
-    }, timeoutMs)
-    const onFrame = (frame: Uint8Array) => {
-      const c = classify(frame)
-      if (c.kind === 'arp-request' && c.target === PEER_IP) void vm.injectFrame(arpReply(PEER_IP, GUEST_IP))
-      if (c.kind === 'echo-reply' && c.seq === seq) {
-        clearTimeout(timer)
-        vm.off('frame-out', onFrame)
-        resolve()
-      }
-    }
-    vm.on('frame-out', onFrame)
-    vm.injectFrame(icmpEcho(PEER_IP, GUEST_IP, seq)).catch(reject)
-  })
-}
 
 t.test('with clones of one booted guest', async (t) => {
   const env = requireQemu(t)
@@ -132,11 +108,12 @@ t.test('a page written into the paused guest changes what redis answers', async 
     await vm.readPages(idx, page)
     const view = Buffer.from(page.buffer, 0, idx.length * vm.pageSize)
     for (let at = view.indexOf(before); at >= 0; at = view.indexOf(before, at + 1)) {
-      const p = Math.floor(at / vm.pageSize)
-      if (Math.floor((at + before.length - 1) / vm.pageSize) !== p) continue // straddles pages: skip
-      const one = Buffer.from(view.subarray(p * vm.pageSize, (p + 1) * vm.pageSize))
-      one.write(after, at - p * vm.pageSize, 'latin1')
-      await vm.writePages(Uint32Array.of(idx[p]), one)
+      // The value may straddle a page boundary: patch in place and write every page it touches.
+      view.write(after, at, 'latin1')
+      const first = Math.floor(at / vm.pageSize)
+      const last = Math.floor((at + before.length - 1) / vm.pageSize)
+      const pages = idx.subarray(first, last + 1)
+      await vm.writePages(pages, view.subarray(first * vm.pageSize, (last + 1) * vm.pageSize))
       patched++
     }
   }

@@ -32,6 +32,27 @@ const replica = await Replica.open({
   wal: { io: cfg.walIo },
 })
 replica.on('leader', (leader, term) => process.send?.({ type: 'leader', leader, term }))
+// Like a real app (Plover compacts at every VM sync): snapshot every 10 000 applied entries,
+// keeping 5 000 behind for slow followers (etcd keeps 5 000 too), so memory stays bounded.
+let applied = 0
+let compactedTo = 0
+let compacting = false
+replica.on('apply', (e) => {
+  applied = e.index
+  if (!compacting && applied - compactedTo >= 15_000) {
+    compacting = true
+    const to = applied - 5_000
+    replica
+      .compact(to, Buffer.from(`bench-state@${to}`))
+      .then(() => {
+        compactedTo = to
+      })
+      .catch((err: Error) => console.error(`replica ${cfg.id}: compact: ${err.message}`))
+      .finally(() => {
+        compacting = false
+      })
+  }
+})
 replica.on('error', (e) => {
   console.error(`replica ${cfg.id}: ${e.message}`)
   process.exit(1)

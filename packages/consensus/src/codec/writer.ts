@@ -8,7 +8,7 @@ export class ByteWriter {
 
   constructor(initialCapacity = 256) {
     // Unpooled and not zero-filled: every byte handed out by finish() has been written.
-    this.buf = Buffer.allocUnsafeSlow(initialCapacity)
+    this.buf = uninitialized(initialCapacity)
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength)
   }
 
@@ -16,7 +16,7 @@ export class ByteWriter {
     if (this.pos + n <= this.buf.length) return
     let cap = Math.max(16, this.buf.length * 2)
     while (cap < this.pos + n) cap *= 2
-    const next = Buffer.allocUnsafeSlow(cap)
+    const next = uninitialized(cap)
     next.set(this.buf.subarray(0, this.pos))
     this.buf = next
     this.view = new DataView(next.buffer, next.byteOffset, next.byteLength)
@@ -71,4 +71,10 @@ export class ByteWriter {
   finish(): Uint8Array {
     return this.buf.subarray(0, this.pos)
   }
+}
+
+/** A plain Uint8Array (not a Buffer, so values compare as the shared types say) without zero-fill. */
+function uninitialized(n: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(n)
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 }

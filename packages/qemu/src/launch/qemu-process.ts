@@ -104,7 +104,7 @@ export class QemuProcess extends EventEmitter<QemuProcessEvents> {
             stderrTail: this.stderr,
           }
           this.exitInfo = info
-          this.qmp?.close()
+          this.qmp?.terminate(`QEMU exited (${signal ?? code})`)
           this.emit('exit', info)
           resolve(info)
         })

@@ -227,6 +227,14 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     this.handleGone('closed by client')
   }
 
+  /**
+   * @internal The owner knows the peer is gone (e.g. the QEMU process exited) before the socket
+   * reported it: fail pending commands now, as a peer-side loss.
+   */
+  terminate(reason: string): void {
+    this.handleGone(reason)
+  }
+
   private attach(): void {
     this.socket.on('data', (chunk: Buffer) => {
       for (const r of this.decoder.push(chunk)) this.dispatch(r)

@@ -1,0 +1,68 @@
+// The standby pool keeps the next standby QEMU ready, replaces one that died, and stops spares on
+// close (no orphan QEMU).
+import { rmSync } from 'node:fs'
+import t from 'tap'
+import { guestBoot } from '../../src/launch/guest-boot.js'
+import type { QemuProcess } from '../../src/launch/qemu-process.js'
+import type { VmConfig } from '../../src/launch/vm-config.js'
+import { StandbyPool, standbyLauncher } from '../../src/migration/standby-pool.js'
+import { requireQemu } from '../../src/testing/require-qemu.js'
+import { uniqueVmName } from '../../src/testing/unique-name.js'
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+t.test('a ready standby is handed out at once and replaced in the background', async (t) => {
+  const env = requireQemu(t)
+  if (!env) return
+  const name = uniqueVmName('pool')
+  const base: VmConfig = {
+    name,
+    boot: guestBoot(env.image),
+    memoryMiB: 128,
+    nic: { kind: 'none' },
+    qemuBinary: env.qemuBinary,
+  }
+  const ramPath = `/dev/shm/plover-${name}-backup.ram`
+  const pool = new StandbyPool({ spawn: standbyLauncher({ base, ramPath, namePrefix: name }) })
+  const taken: QemuProcess[] = []
+  t.teardown(async () => {
+    await pool.close()
+    for (const s of taken) await s.stop()
+    rmSync(ramPath, { force: true })
+  })
+  const spawnTimes: number[] = []
+  let spawned = new Promise<QemuProcess>((r) => pool.once('spawned', (s, ms) => (spawnTimes.push(ms), r(s))))
+  pool.fill()
+  const first = await spawned
+  spawned = new Promise<QemuProcess>((r) => pool.once('spawned', (s, ms) => (spawnTimes.push(ms), r(s))))
+  const started = performance.now()
+  const s1 = await pool.take()
+  const takeMs = performance.now() - started
+  taken.push(s1)
+  t.equal(s1, first, 'take() returns the standby spawned in advance')
+  t.ok(takeMs < spawnTimes[0], `take took ${takeMs.toFixed(1)} ms, spawning ${spawnTimes[0].toFixed(1)} ms`)
+  t.equal((await s1.qmp.queryStatus()).status, 'inmigrate', 'it waits for an incoming migration')
+  t.equal(s1.paths.ramPath, ramPath, 'it maps the backup RAM file')
+
+  const next = await spawned
+  t.not(next.pid, s1.pid, 'the next standby was started right after the take')
+  next.kill('SIGKILL') // a spare that dies before use is replaced
+  await next.exited
+  const s2 = await pool.take()
+  taken.push(s2)
+  t.ok(s2.running && s2.pid !== next.pid, 'take() skipped the dead spare')
+  t.equal(pool.taken, 2)
+
+  const spare = await new Promise<QemuProcess>((r) => pool.once('spawned', r))
+  await pool.close()
+  t.notOk(alive(spare.pid), 'close() stopped the spare standby')
+  await t.rejects(pool.take(), /closed/)
+  t.comment(`standby spawn to QMP-ready: ${spawnTimes.map((ms) => ms.toFixed(0)).join(', ')} ms`)
+})

@@ -186,7 +186,7 @@ export function parseReplicaConfig(doc: unknown): ReplicaConfig {
     vmPages: doc.vmPages === undefined ? 16384 : positiveInt(doc.vmPages, 'vmPages'),
     sync: parseSync(doc.sync),
     tickMs: doc.tickMs === undefined ? 10 : positiveInt(doc.tickMs, 'tickMs'),
-    electionTicks: doc.electionTicks === undefined ? 20 : positiveInt(doc.electionTicks, 'electionTicks'),
+    electionTicks: doc.electionTicks === undefined ? 30 : positiveInt(doc.electionTicks, 'electionTicks'),
   }
 }
 

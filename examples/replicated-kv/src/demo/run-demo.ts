@@ -69,6 +69,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const cluster = await DemoCluster.create({ vmPages: o.vmPages })
   o.onCluster?.(cluster)
   let client: KvClusterClient | undefined
+  let workload: Workload | undefined
   let ticker: NodeJS.Timeout | undefined
   try {
     const bootstrap = [
@@ -95,16 +96,17 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       endpoints: cluster.clientEndpoints,
       clientId: (Math.random() * 2 ** 32) >>> 0,
     })
-    const workload = new Workload(client, {
+    const wl = new Workload(client, {
       workers: o.workers,
       retryMs: 20_000,
       tag: Date.now().toString(36),
     })
+    workload = wl
     status.say(
       `Client: ${o.workers} concurrent workers, 50 % SET (fresh key, unique value) / 50 % GET, for ${o.workloadMs / 1000} s`,
     )
     status.begin(await scrapeCluster(cluster.procs.values()))
-    workload.start()
+    wl.start()
     const wStart = Date.now()
     let primaryLabel: number | string = firstPrimary
     let mode = 'protected'
@@ -116,7 +118,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
     // --- failover ---
     await sleep(o.workloadMs * 0.4)
-    const opsAtKill = workload.ops
+    const opsAtKill = wl.ops
     status.say(`SIGKILL replica ${firstPrimary} (the primary) after ${opsAtKill} client operations`)
     const killAt = Date.now()
     await cluster.sigkill(firstPrimary)
@@ -135,8 +137,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     )
     // Counted from the election on: answers already in the client's socket buffer at the kill
     // are not the new primary's.
-    const opsAtElection = workload.ops
-    await until('the client to carry on', 20_000, async () => workload.ops > opsAtElection || undefined)
+    const opsAtElection = wl.ops
+    await until('the client to carry on', 20_000, async () => wl.ops > opsAtElection || undefined)
     const clientResumeMs = Date.now() - killAt
     status.say(`Client reconnected and carries on (${clientResumeMs} ms after the kill).`)
 
@@ -155,10 +157,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     )
     const spareAt = Date.now()
     cluster.start(spare, spareBootstrap)
-    await retry(() =>
-      httpPost(cluster.procs.get(survivor.id)!.addr.metricsPort, '/admin/membership', { add: spare }),
-    )
-    const reprotected = await until('the spare to complete a full sync', 30_000, async () => {
+    // As a learner first: it cannot campaign while its VM is untrusted (before its full sync).
+    const leaderHttp = cluster.procs.get(survivor.id)!.addr.metricsPort
+    await retry(() => httpPost(leaderHttp, '/admin/membership', { add: spare, role: 'learner' }))
+    await until('the spare to complete a full sync', 30_000, async () => {
       if (cluster.procs.get(spare)!.exit)
         throw new Error(`spare exited:\n${cluster.procs.get(spare)!.logTail()}`)
       const l = await cluster.procs.get(survivor.id)!.status()
@@ -166,19 +168,21 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     })
     const reprotectMs = Date.now() - spareAt
     mode = 'protected'
+    await retry(() => httpPost(leaderHttp, '/admin/membership', { add: spare }))
+    const reprotected = (await cluster.procs.get(survivor.id)!.status()) as ReplicaStatus
     status.say(
-      `Replica ${spare} joined as a voter (${reprotected.membership}) and completed a full sync ${reprotectMs} ms after it started: ` +
-        'the output guard left unprotected mode.',
+      `Replica ${spare} joined as a learner, completed a full sync ${reprotectMs} ms after it started ` +
+        `(the output guard left unprotected mode), and was made a voter (${reprotected.membership}).`,
     )
 
     await sleep(Math.max(0, wStart + o.workloadMs - Date.now()))
-    await workload.stop()
+    await wl.stop()
     clearInterval(ticker)
     ticker = undefined
     status.say(
-      `Workload stopped. Reading back all ${workload.acked.size} acknowledged writes from replica ${survivor.id}...`,
+      `Workload stopped. Reading back all ${wl.acked.size} acknowledged writes from replica ${survivor.id}...`,
     )
-    const check = await verifyAcked(client, workload.acked, { concurrency: 64, retryMs: 20_000 })
+    const check = await verifyAcked(client, wl.acked, { concurrency: 64, retryMs: 20_000 })
     const numbers = await scrapeCluster(cluster.procs.values())
     const reconnects = client.reconnects
     client.close()
@@ -194,14 +198,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       electionMs,
       clientResumeMs,
       reprotectMs,
-      acked: workload.acked.size,
+      acked: wl.acked.size,
       checked: check.checked,
       lost: check.lost,
-      workload: workload.stats,
+      workload: wl.stats,
       reconnects,
       numbers,
       cleanShutdown,
-      workloadErrors: workload.errors,
+      workloadErrors: wl.errors,
       durationMs: Date.now() - t0,
     }
   } catch (err) {
@@ -216,6 +220,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     throw new Error(`${(err as Error).message}\n${tails}`)
   } finally {
     if (ticker) clearInterval(ticker)
+    workload?.halt()
     client?.close()
     await cluster.cleanup()
   }

@@ -46,6 +46,11 @@ export class Workload {
     await this.running
   }
 
+  /** Error path: no new operations; the caller closes the client, failing those in flight. */
+  halt(): void {
+    this.stopping = true
+  }
+
   private async worker(w: number): Promise<void> {
     const mine: string[] = []
     let n = 0
@@ -74,6 +79,8 @@ export class Workload {
       } catch (err) {
         this.stats.failed++
         this.note((err as Error).message)
+        // Never spin: a failure that comes back at once must not starve the event loop.
+        await new Promise((r) => setTimeout(r, 10))
       }
       this.stats.maxOpMs = Math.max(this.stats.maxOpMs, Date.now() - t0)
     }

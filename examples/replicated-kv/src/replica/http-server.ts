@@ -6,7 +6,7 @@ export interface HttpHandlers {
   metrics(): Promise<string>
   status(): unknown
   /** Resolves with a JSON-able result; rejects with an Error whose message goes to the caller. */
-  membership(change: { add?: number; remove?: number }): Promise<unknown>
+  membership(change: { add?: number; remove?: number; role?: string }): Promise<unknown>
 }
 
 export class HttpServer {
@@ -37,7 +37,7 @@ export class HttpServer {
           if (body.length > 4096) req.destroy()
         })
         req.on('end', () => {
-          let change: { add?: number; remove?: number }
+          let change: { add?: number; remove?: number; role?: string }
           try {
             change = JSON.parse(body)
           } catch {

@@ -19,7 +19,11 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) die(err.message, CONFIG_EXIT_CODE)
     throw err
   }
-  const logger = jsonLogger({ replica: cfg.id })
+  const level = process.env.PLOVER_LOG_LEVEL
+  const logger = jsonLogger(
+    { replica: cfg.id },
+    { level: level === 'debug' || level === 'warn' || level === 'error' ? level : 'info' },
+  )
   let node: ReplicaNode
   try {
     node = await ReplicaNode.start(cfg, logger, (err) => {

@@ -17,6 +17,7 @@ import { ConsensusOrderedLog } from '../runtime/consensus-log.js'
 import type { Logger } from '../runtime/logger.js'
 import { ClientServer } from './client-server.js'
 import { HttpServer } from './http-server.js'
+import { PrimacyGate } from './primacy.js'
 import { formatSamples, type Sample } from './prom-text.js'
 import { SyncLinks } from './sync-links.js'
 import { VmStack } from './vm-stack.js'
@@ -27,8 +28,11 @@ const ROLE: Record<string, MemberRole> = {
   learner: MemberRole.Learner,
 }
 const ROLE_NAME = ['voter', 'witness', 'learner']
-/** Log entries a backup may lag and still be synced with (a few batches in flight). */
-const CAUGHT_UP_SLACK = 64
+/**
+ * Log entries a backup may lag and still be synced with: the pipelined window of a busy leader
+ * (an input batch per millisecond or so) — replaying that many takes milliseconds.
+ */
+const CAUGHT_UP_SLACK = 1024
 
 /** Turns "address in use" and friends into one operator-readable line. */
 async function bind<T>(what: string, host: string, port: number, f: () => Promise<T>): Promise<T> {
@@ -52,6 +56,7 @@ export class ReplicaNode {
   private clients: ClientServer | undefined
   private links: SyncLinks | undefined
   private http: HttpServer | undefined
+  private primacy: PrimacyGate | undefined
   private closing: Promise<void> | undefined
   private failoverCount = 0
 
@@ -163,6 +168,7 @@ export class ReplicaNode {
         // Belt and braces: only a leader's answers ever reach a client.
         if (this.log?.isLeader) this.clients?.deliver(f)
       })
+      this.primacy = new PrimacyGate(replica, this.vm, this.logger)
       this.log.on('leadership', (isLeader) => this.onLeadership(isLeader))
       if (this.log.isLeader) this.onLeadership(true)
     }
@@ -174,19 +180,24 @@ export class ReplicaNode {
     })
     if (isLeader) this.failoverCount++
     if (!isLeader) this.clients?.dropAll('lost leadership')
-    this.vm?.setLeader(isLeader)
+    this.primacy?.onLeadership(isLeader)
     this.links?.refresh()
   }
 
-  /** Leader only: some other VM voter has (almost) all of our log. */
+  /** Leader only: some other VM replica (voter or learner) has (almost) all of our log. */
   private backupCaughtUp(): boolean {
     const st = this.replica?.status()
     if (st?.role !== 'leader') return false
-    const vmVoters = new Set(
-      st.membership.members.filter((m) => m.role === MemberRole.Voter).map((m) => m.id),
+    // VM replicas: voters and learners (a joining backup is a learner until its full sync).
+    const vmMembers = new Set(
+      st.membership.members.filter((m) => m.role !== MemberRole.Witness).map((m) => m.id),
     )
     return st.progress.some(
-      (p) => p.id !== this.cfg.id && vmVoters.has(p.id) && p.match >= st.lastIndex - CAUGHT_UP_SLACK,
+      (p) =>
+        p.id !== this.cfg.id &&
+        vmMembers.has(p.id) &&
+        p.state === 'replicate' &&
+        p.match >= st.lastIndex - CAUGHT_UP_SLACK,
     )
   }
 
@@ -209,7 +220,12 @@ export class ReplicaNode {
     return m ? m.members.map((x) => `${x.id}:${ROLE_NAME[x.role]}`).join(' ') : ''
   }
 
-  private async changeMembership(c: { add?: number; remove?: number }): Promise<unknown> {
+  /**
+   * {"remove": id} | {"add": id} | {"add": id, "role": "learner"}. A replacement backup is added
+   * as a learner first (it cannot campaign while its VM is untrusted), then, once its full sync
+   * has protected the primary, added again as a voter.
+   */
+  private async changeMembership(c: { add?: number; remove?: number; role?: string }): Promise<unknown> {
     const replica = this.replica
     if (!replica) throw new Error('replica not open')
     if (replica.role !== 'leader')
@@ -218,18 +234,21 @@ export class ReplicaNode {
     if (!Number.isInteger(id) || (c.add !== undefined && c.remove !== undefined)) {
       throw new Error('give exactly one of {"add": id} or {"remove": id}')
     }
+    if (c.role !== undefined && (c.role !== 'learner' || c.add === undefined)) {
+      throw new Error('"role" may only be "learner", with "add"')
+    }
     const addr = this.cfg.replicas.find((r) => r.id === id)
     if (c.add !== undefined && !addr)
       throw new Error(`unknown peer ${id}: not in this replica's replicas table`)
-    const role = addr?.role === 'witness' ? MemberRole.Witness : MemberRole.Voter
+    const role =
+      c.role === 'learner'
+        ? MemberRole.Learner
+        : addr?.role === 'witness'
+          ? MemberRole.Witness
+          : MemberRole.Voter
     const type = c.add !== undefined ? ConfChangeType.AddMember : ConfChangeType.RemoveMember
     const index = await replica.proposeConfChange({ type, id: id!, role })
-    this.logger.info('membership changed', {
-      add: c.add,
-      remove: c.remove,
-      index,
-      membership: this.describeMembership(),
-    })
+    this.logger.info('membership changed', { ...c, index, membership: this.describeMembership() })
     return { index, membership: this.describeMembership() }
   }
 
@@ -243,6 +262,7 @@ export class ReplicaNode {
       term: r?.term,
       commitIndex: r?.commitIndex,
       membership: this.describeMembership(),
+      progress: r?.role === 'leader' ? r.status().progress : undefined,
       vm: this.vm
         ? {
             role: this.vm.replica.role,
@@ -250,6 +270,8 @@ export class ReplicaNode {
             protected: g?.isProtected,
             heldFrames: g?.heldFrames,
             hasBackup: this.vm.replica.primary?.hasBackup ?? false,
+            backupCaughtUp: this.backupCaughtUp(),
+            fenced: this.vm.fenced,
             entries: this.vm.vm.entryCount(),
           }
         : null,
@@ -306,6 +328,7 @@ export class ReplicaNode {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.clients?.close().catch(() => {})
+      this.primacy?.close()
       await this.links?.close().catch(() => {})
       await this.vm?.close().catch(() => {})
       this.log?.detach()

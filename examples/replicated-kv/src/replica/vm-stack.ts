@@ -96,6 +96,11 @@ export class VmStack {
     return this.replica.role === 'primary'
   }
 
+  /** The VM's state is a correct execution of the committed log (primary, or synced backup). */
+  get trusted(): boolean {
+    return this.isPrimary || !(this.replica.backup?.needFull ?? true)
+  }
+
   /** Primary whose epoch floor is established: it may accept a backup's sync link. */
   get fenced(): boolean {
     return this.isPrimary && this.fencedFlag

@@ -59,6 +59,8 @@ export interface ReplicaEvents {
   snapshot: (snapshot: Snapshot) => void
   /** Fatal (storage failure, core bug): the replica has stopped. */
   error: (err: Error) => void
+  /** A peer connection ended, with why (auth failure, malformed frame, peer down …): log it. */
+  disconnected: (info: { readonly peer?: NodeId; readonly remote: string; readonly reason: string }) => void
 }
 
 interface Pending {
@@ -103,20 +105,13 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   static async open(opts: ReplicaOptions): Promise<Replica> {
     const wal = await Wal.open(opts.dir, opts.wal)
     const r = wal.recovered
-    const core = new RaftCore(
-      {
-        id: opts.id,
-        electionTicks: opts.electionTicks ?? 10,
-        heartbeatTicks: opts.heartbeatTicks ?? 1,
-        random: opts.random ?? Math.random,
-        preVote: opts.preVote,
-        checkQuorum: opts.checkQuorum,
-        maxInflightMsgs: opts.maxInflightMsgs,
-        maxEntriesPerMsg: opts.maxEntriesPerMsg,
-        maxBytesPerMsg: opts.maxBytesPerMsg,
-      },
-      { hardState: r.hardState, snapshot: r.snapshot, entries: r.entries, membership: opts.membership },
-    )
+    let core: RaftCore
+    try {
+      core = newCore(opts, r)
+    } catch (e) {
+      await wal.close()
+      throw e
+    }
     const transport = new TcpTransport({
       ...opts.transport,
       id: opts.id,
@@ -127,6 +122,7 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     const replica = new Replica(opts, core, wal, transport)
     replica.syncPeers()
     transport.on('message', (m) => replica.onMessage(m))
+    transport.on('disconnected', (info) => replica.emit('disconnected', info))
     try {
       await transport.start()
     } catch (e) {
@@ -381,4 +377,21 @@ export class Replica extends EventEmitter<ReplicaEvents> {
     await this.loopDone.catch(() => {})
     await this.wal.close()
   }
+}
+
+function newCore(opts: ReplicaOptions, r: Recovered): RaftCore {
+  return new RaftCore(
+    {
+      id: opts.id,
+      electionTicks: opts.electionTicks ?? 10,
+      heartbeatTicks: opts.heartbeatTicks ?? 1,
+      random: opts.random ?? Math.random,
+      preVote: opts.preVote,
+      checkQuorum: opts.checkQuorum,
+      maxInflightMsgs: opts.maxInflightMsgs,
+      maxEntriesPerMsg: opts.maxEntriesPerMsg,
+      maxBytesPerMsg: opts.maxBytesPerMsg,
+    },
+    { hardState: r.hardState, snapshot: r.snapshot, entries: r.entries, membership: opts.membership },
+  )
 }

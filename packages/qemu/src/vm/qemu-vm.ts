@@ -13,7 +13,7 @@ import type {
   VmRunState,
 } from '@plover/vmsync'
 import { EventEmitter } from 'eventemitter3'
-import type { PageHashing } from '../dirty/hash-scan-tracker.js'
+import { HashScanTracker, type PageHashing } from '../dirty/hash-scan-tracker.js'
 import { type DirtyTrackerKind, type SelectedTracker, selectDirtyTracker } from '../dirty/select-tracker.js'
 import type { SoftDirtyProbeReport } from '../dirty/soft-dirty-probe.js'
 import { FrameChannel, type FrameChannelCounters } from '../frames/frame-channel.js'
@@ -72,6 +72,8 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
   #lastImport: TransferStats | undefined
   #transfers = 0
   #closing: Promise<void> | undefined
+  /** Replaced processes still shutting down; close() waits for them. */
+  readonly #retiring = new Set<Promise<unknown>>()
 
   private constructor(
     private readonly options: QemuVmOptions,
@@ -126,6 +128,16 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
   /** Which dirty tracker runs and why (after the first reset/collect). */
   get dirtyInfo(): SelectedTracker | undefined {
     return this.#tracker
+  }
+
+  /**
+   * Digests of every page from the hash-scan tracker's last scan (page p at p*digestBytes), while
+   * guest RAM cannot have changed since: the sync protocol can take the digests of the dirty pages
+   * from here instead of hashing them again. Undefined with soft-dirty tracking or once stale.
+   */
+  get pageHashes(): Buffer | undefined {
+    const tracker = this.#tracker?.tracker
+    return tracker instanceof HashScanTracker ? tracker.currentHashes : undefined
   }
 
   get lastExport(): TransferStats | undefined {
@@ -203,8 +215,11 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     const previous = this.#process
     await this.#adopt(standby)
     this.#changes++ // another process now owns the RAM: previous scans are not current any more
-    // WHY keep the RAM file: the new process maps it.
-    await previous.stop({ removeRam: false })
+    // WHY in the background: QEMU's quit takes tens of ms and the sync's pause must not wait for
+    // it; the old process is stopped and never touches the RAM file again. WHY keep the RAM file:
+    // the new process maps it.
+    const retiring = previous.stop({ removeRam: false }).finally(() => this.#retiring.delete(retiring))
+    this.#retiring.add(retiring)
     this.host.emit('swapped', standby, previous)
   }
 
@@ -223,6 +238,7 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     this.#state = 'exited'
     this.#frames?.close()
     // Also after a crash: stop() is idempotent and removes the run dir (sockets, serial log).
+    await Promise.all([...this.#retiring])
     await this.#process.stop({ removeRam: this.options.removeRamOnClose ?? false })
     await this.memory.close()
   }

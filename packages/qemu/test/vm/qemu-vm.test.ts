@@ -45,9 +45,15 @@ t.test('with clones of one booted guest', async (t) => {
 
   t.test('device state round trip after copying memory; both VMs continue', async (t) => {
     const [a, b] = [await open(), await open()]
+    await a.pause()
+    await a.dirty.reset()
     await a.resume()
     await pingThroughNode(a, 3)
     await a.pause()
+    const dirty = await a.dirty.collect()
+    t.ok(dirty.length > 0, `the ping dirtied ${dirty.length} pages`)
+    t.equal(a.dirtyInfo?.kind, 'hash-scan', 'this kernel has no soft-dirty: hash-scan was selected')
+    t.equal(a.pageHashes?.byteLength, a.pageCount * 16, 'the scan vector is exposed for the sync protocol')
     await b.pause()
     const buf = new Uint8Array(1024 * a.pageSize)
     for (let from = 0; from < a.pageCount; from += 1024) {
@@ -55,6 +61,7 @@ t.test('with clones of one booted guest', async (t) => {
       await a.readPages(idx, buf)
       await b.writePages(idx, buf)
     }
+    t.equal(a.pageHashes?.byteLength, a.pageCount * 16, 'reading pages does not invalidate the vector')
     const state = await a.exportDeviceState()
     t.equal(await a.exportDeviceState(), state, 'a second export while still paused returns the same state')
     t.comment(`export: ${a.lastExport!.durationMs.toFixed(1)} ms, ${a.lastExport!.streamBytes} bytes`)

@@ -315,6 +315,11 @@ async function main(): Promise<void> {
       etcd: etcd.results,
       target,
     }
+    if (values['skip-etcd']) {
+      // No anchor measured: don't overwrite the comparison in results/.
+      console.log('\n--skip-etcd: results/consensus.json left unchanged')
+      return
+    }
     mkdirSync(join(benchRoot, 'results'), { recursive: true })
     writeFileSync(join(benchRoot, 'results', 'consensus.json'), `${JSON.stringify(out, null, 2)}\n`)
     console.log(`\nwrote ${join(benchRoot, 'results', 'consensus.json')}`)

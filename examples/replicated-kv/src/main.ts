@@ -35,7 +35,7 @@ process.on('SIGTERM', () => interrupted('SIGTERM'))
 const status = new StatusLine()
 try {
   const result = await runDemo({
-    workloadMs: arg('seconds', 22) * 1000,
+    workloadMs: arg('seconds', 20) * 1000,
     workers: arg('workers', 32),
     vmPages: arg('pages', 16384),
     status,

@@ -182,7 +182,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     status.say(
       `Workload stopped. Reading back all ${wl.acked.size} acknowledged writes from replica ${survivor.id}...`,
     )
-    const check = await verifyAcked(client, wl.acked, { concurrency: 64, retryMs: 20_000 })
+    const check = await verifyAcked(client, wl.acked, { concurrency: 256, retryMs: 20_000 })
     const numbers = await scrapeCluster(cluster.procs.values())
     const reconnects = client.reconnects
     client.close()

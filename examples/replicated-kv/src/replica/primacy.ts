@@ -16,16 +16,28 @@ const TRANSFER_EVERY_MS = 1000
 
 export class PrimacyGate {
   private inputsApplied = 0
+  /** Term of the last leader no-op applied (ours, if it equals the current term). */
+  private noopTerm = 0
   private awaitingNoop = false
   private timer: NodeJS.Timeout | undefined
   private nextCandidate = 0
+  private vmStack: VmStack | undefined
 
+  /** Create right after the replica opens, before any entry is applied, so none is missed. */
   constructor(
     private readonly replica: Replica,
-    private readonly vm: VmStack,
     private readonly logger: Logger,
   ) {
     replica.on('apply', (e) => this.onApply(e))
+  }
+
+  attach(vm: VmStack): void {
+    this.vmStack = vm
+  }
+
+  private get vm(): VmStack {
+    if (!this.vmStack) throw new Error('PrimacyGate used before attach()')
+    return this.vmStack
   }
 
   /** Called on every leadership change of the log. */
@@ -40,7 +52,8 @@ export class PrimacyGate {
       this.vm.setLeader(true)
       return
     }
-    this.awaitingNoop = true
+    if (this.noopTerm === this.replica.term) this.decide()
+    else this.awaitingNoop = true
   }
 
   close(): void {
@@ -49,6 +62,7 @@ export class PrimacyGate {
 
   private onApply(e: Entry): void {
     if (e.type === EntryType.Normal) this.inputsApplied++
+    if (e.type === EntryType.Empty) this.noopTerm = e.term
     if (e.type === EntryType.Empty && this.awaitingNoop && e.term === this.replica.term) {
       this.awaitingNoop = false
       this.decide()
@@ -69,7 +83,10 @@ export class PrimacyGate {
   }
 
   private transfer(): void {
-    if (this.replica.role !== 'leader') return this.stopTransfers()
+    if (this.replica.role !== 'leader') {
+      this.stopTransfers()
+      return
+    }
     const others = this.replica.membership.members
       .filter((m) => m.role === MemberRole.Voter && m.id !== this.replica.id)
       .map((m) => m.id)

@@ -154,6 +154,8 @@ export class ReplicaNode {
       this.links?.refresh()
     })
     this.log = new ConsensusOrderedLog(replica)
+    // Synchronously after open: the replayed entries are applied from the next event-loop turn.
+    if (me.role === 'voter') this.primacy = new PrimacyGate(replica, this.logger)
 
     if (me.role === 'voter') {
       this.vm = await VmStack.start({
@@ -168,7 +170,7 @@ export class ReplicaNode {
         // Belt and braces: only a leader's answers ever reach a client.
         if (this.log?.isLeader) this.clients?.deliver(f)
       })
-      this.primacy = new PrimacyGate(replica, this.vm, this.logger)
+      this.primacy?.attach(this.vm)
       this.log.on('leadership', (isLeader) => this.onLeadership(isLeader))
       if (this.log.isLeader) this.onLeadership(true)
     }

@@ -39,6 +39,8 @@ export interface ConnectionEvents {
   close: (reason: string) => void
 }
 
+const SEND_BACKLOG_BYTES = 4 * 1024 * 1024
+
 type State = 'await-hello' | 'await-challenge' | 'await-proof' | 'open' | 'closed'
 
 export class Connection extends EventEmitter<ConnectionEvents> {
@@ -107,8 +109,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return ok
   }
 
+  /**
+   * Room to write more. Not `!writableNeedDrain`: that flips after any write above the 16 KiB
+   * high-water mark, even when the kernel took it all, and would hold the next batch back a
+   * turn. Hold back only while a real backlog (≥ 4 MiB) sits in user space; 'drain' resumes.
+   */
   get writable(): boolean {
-    return this.state === 'open' && !this.socket.writableNeedDrain
+    return this.state === 'open' && this.socket.writableLength < SEND_BACKLOG_BYTES
   }
 
   destroy(reason: string): void {

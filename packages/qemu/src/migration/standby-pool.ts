@@ -43,7 +43,10 @@ export class StandbyPool extends EventEmitter<StandbyPoolEvents> {
       this.fill()
       try {
         const standby = await next
-        if (!standby.running) throw new Error(`standby ${standby.name} exited before use`)
+        if (!standby.running) {
+          await standby.stop() // removes its run dir
+          throw new Error(`standby ${standby.name} exited before use`)
+        }
         this.#taken++
         return standby
       } catch (err) {

@@ -23,7 +23,7 @@ t.test('a redis session through Node-relayed frames', async (t) => {
   })
   const hasher = new PageHasher({ threads: 1 })
   t.teardown(() => hasher.close())
-  const vm = await QemuVm.open({ process: proc, hasher })
+  const vm = await QemuVm.open({ process: proc, hasher, removeRamOnClose: true })
   t.teardown(() => vm.close())
   let relay = true
   vm.host.on('net-frame', (f) => {

@@ -1,6 +1,6 @@
 // The standby pool keeps the next standby QEMU ready, replaces one that died, and stops spares on
 // close (no orphan QEMU).
-import { rmSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import t from 'tap'
 import { guestBoot } from '../../src/launch/guest-boot.js'
 import type { QemuProcess } from '../../src/launch/qemu-process.js'
@@ -73,6 +73,7 @@ t.test('a ready standby is handed out at once and replaced in the background', a
   const s2 = await pool.take()
   taken.push(s2)
   t.ok(s2.running && s2.pid !== next.pid, 'take() skipped the dead spare')
+  t.notOk(existsSync(next.paths.runDir), 'and removed its run dir')
   t.equal(pool.taken, 2)
 
   await pool.close()

@@ -96,7 +96,7 @@ t.test('a page written into the paused guest changes what redis answers', async 
   const { vm: proc, port } = await bootRedisGuest(t, env)
   const hasher = new PageHasher({ threads: 1 })
   t.teardown(() => hasher.close())
-  const vm = await QemuVm.open({ process: proc, hasher })
+  const vm = await QemuVm.open({ process: proc, hasher, removeRamOnClose: true })
   const before = `plover-${process.pid}-AAAAAAAAAAAAAAAA`
   const after = `plover-${process.pid}-BBBBBBBBBBBBBBBB`
   await redis(port, 'SET', 'k', before)

@@ -42,7 +42,8 @@ t.test('divergent-page sync keeps the backup identical, three epochs', async (t)
   })
   t.teardown(() => standbys.close())
   const primary = await QemuVm.open({ process: a.vm, hasher })
-  const backup = await QemuVm.open({ process: b.vm, hasher, standbys })
+  // removeRamOnClose: the backup's RAM file outlives the boot process it was created by.
+  const backup = await QemuVm.open({ process: b.vm, hasher, standbys, removeRamOnClose: true })
   t.teardown(() => backup.close())
   standbys.fill()
 

@@ -1,0 +1,75 @@
+// A leader's VM may be primary only if it is trusted, or if the log never carried an input.
+// Otherwise it must not serve and must hand leadership to another VM voter.
+import { EntryType, MemberRole, type Replica } from '@plover/consensus'
+import { EventEmitter } from 'eventemitter3'
+import t from 'tap'
+import { PrimacyGate } from '../src/replica/primacy.js'
+import type { VmStack } from '../src/replica/vm-stack.js'
+import { jsonLogger } from '../src/runtime/logger.js'
+
+class FakeReplica extends EventEmitter {
+  id = 2
+  role = 'leader'
+  term = 3
+  transfers: number[] = []
+  membership = {
+    members: [
+      { id: 2, role: MemberRole.Voter },
+      { id: 3, role: MemberRole.Witness },
+      { id: 4, role: MemberRole.Voter },
+    ],
+  }
+  transferLeadership(to: number): void {
+    this.transfers.push(to)
+  }
+  apply(type: EntryType, term = this.term): void {
+    this.emit('apply', { type, term, index: 0, data: new Uint8Array(0) })
+  }
+}
+
+function setup(trusted: boolean) {
+  const replica = new FakeReplica()
+  const calls: boolean[] = []
+  const vm = { trusted, setLeader: (l: boolean) => calls.push(l) } as unknown as VmStack
+  const lines: string[] = []
+  const gate = new PrimacyGate(replica as unknown as Replica, jsonLogger({}, { write: (l) => lines.push(l) }))
+  gate.attach(vm)
+  t.teardown(() => gate.close())
+  return { replica, calls, gate, lines }
+}
+
+t.test('a fresh cluster: the first leader is primary once its no-op applies', async (t) => {
+  const { replica, calls, gate } = setup(false)
+  gate.onLeadership(true)
+  t.same(calls, [], 'waits for its no-op')
+  replica.apply(EntryType.Empty)
+  t.same(calls, [true], 'promoted: no input was ever committed')
+  t.same(replica.transfers, [])
+})
+
+t.test('an untrusted VM in a log with inputs refuses and hands leadership over', async (t) => {
+  const { replica, calls, gate, lines } = setup(false)
+  replica.apply(EntryType.Normal, 1)
+  replica.apply(EntryType.Empty, 1)
+  gate.onLeadership(true)
+  replica.apply(EntryType.Empty)
+  t.same(calls, [], 'never promoted')
+  t.same(replica.transfers, [4], 'leadership offered to the other VM voter, not the witness')
+  t.match(lines.join(''), /refusing to act as primary/)
+})
+
+t.test('a trusted backup is promoted at once; losing leadership demotes', async (t) => {
+  const { replica, calls, gate } = setup(true)
+  replica.apply(EntryType.Normal, 1)
+  gate.onLeadership(true)
+  t.same(calls, [true])
+  gate.onLeadership(false)
+  t.same(calls, [true, false])
+})
+
+t.test('leadership gained after its no-op was already applied is not stuck', async (t) => {
+  const { replica, calls, gate } = setup(false)
+  replica.apply(EntryType.Empty)
+  gate.onLeadership(true)
+  t.same(calls, [true])
+})

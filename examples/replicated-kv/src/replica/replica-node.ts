@@ -177,7 +177,7 @@ export class ReplicaNode {
   }
 
   private onLeadership(isLeader: boolean): void {
-    this.logger.info(isLeader ? 'this replica leads: acting as primary' : 'this replica no longer leads', {
+    this.logger.info(isLeader ? 'this replica leads the log' : 'this replica no longer leads the log', {
       term: this.replica?.term,
     })
     if (isLeader) this.failoverCount++

@@ -108,6 +108,8 @@ export class VmStack {
 
   /** The consensus log's leadership changed. */
   setLeader(isLeader: boolean): void {
+    // A sync requested under the previous role will never report back to this one.
+    if (isLeader !== this.isPrimary) this.syncDone()
     if (isLeader && this.replica.role !== 'primary') {
       this.o.logger.info('promoted to primary: continuing from this VM state', {
         trusted: !(this.replica.backup?.needFull ?? false),

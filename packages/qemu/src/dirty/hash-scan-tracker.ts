@@ -88,7 +88,10 @@ export class HashScanTracker implements DirtyTracker {
   async #scan(): Promise<Buffer> {
     const stamp = this.options.changeStamp?.()
     const started = performance.now()
-    const out = this.#pool.find((b) => b !== this.#baseline)
+    // WHY compare memory, not objects: the hasher returns a fresh view of `out`, so the baseline
+    // may be a different Buffer object over the very bytes we are about to overwrite.
+    const baseline = this.#baseline
+    const out = this.#pool.find((b) => !baseline || !sameMemory(b, baseline))
     const hashes = await this.options.hasher.hash(this.options.source, 'all', out)
     if (!out) this.#pool.push(hashes) // at most two: the baseline and the one being refilled
     const durationMs = performance.now() - started
@@ -100,6 +103,10 @@ export class HashScanTracker implements DirtyTracker {
     this.#latest = { hashes, stamp }
     return hashes
   }
+}
+
+function sameMemory(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset === b.byteOffset
 }
 
 /** Indices (ascending) of the pages whose digests differ between two equally long vectors. */

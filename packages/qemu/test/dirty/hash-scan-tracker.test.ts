@@ -54,6 +54,20 @@ t.test('finds exactly the pages whose content changed', async (t) => {
   t.same(Array.from(await tracker.collect()), [])
 })
 
+t.test('many sync cycles in a row stay exact (reused digest vectors)', async (t) => {
+  const { tracker, write } = setup(t)
+  await tracker.reset()
+  for (let cycle = 0; cycle < 6; cycle++) {
+    const changed = [cycle, 100 + cycle * 7, PAGES - 1 - cycle]
+    write(changed)
+    t.same(Array.from(await tracker.collect()), changed, `cycle ${cycle}: exactly the written pages`)
+    await tracker.reset()
+    t.same(Array.from(await tracker.collect()), [], `cycle ${cycle}: nothing after reset`)
+    write([]) // a resume without changes: the next scan must hash again
+    t.same(Array.from(await tracker.collect()), [], `cycle ${cycle}: a fresh scan of unchanged RAM is clean`)
+  }
+})
+
 t.test('rewriting a page with the same bytes is not a change', async (t) => {
   const { tracker, write } = setup(t)
   const zero = Buffer.alloc(PAGE)

@@ -1,0 +1,58 @@
+// The consensus -> OrderedLog adapter on a real single-voter Replica (WAL in a temp dir):
+// leadership is reported, vmsync records come back through 'apply' with their kind and index,
+// consensus-internal entries (the leader's no-op) do not.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { MemberRole, Replica } from '@plover/consensus'
+import { type LogRecord, LogRecordKind } from '@plover/vmsync'
+import t from 'tap'
+import { ConsensusOrderedLog } from '../src/runtime/consensus-log.js'
+
+t.test('records round-trip with kind and index; leadership follows the role', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'plover-log-test-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const replica = await Replica.open({
+    id: 1,
+    dir,
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map(),
+    membership: { members: [{ id: 1, role: MemberRole.Voter }] },
+    clusterKey: new Uint8Array(16).fill(7),
+    tickMs: 5,
+    electionTicks: 4,
+  })
+  const log = new ConsensusOrderedLog(replica)
+  const applied: LogRecord[] = []
+  log.on('apply', (r) => applied.push(r))
+  const leadership: boolean[] = []
+  log.on('leadership', (l) => leadership.push(l))
+  await new Promise<void>((resolve) => {
+    if (log.isLeader) resolve()
+    else log.on('leadership', (l) => l && resolve())
+  })
+  t.ok(log.isLeader, 'a single voter leads')
+
+  const i1 = await log.propose(LogRecordKind.Input, Uint8Array.of(1, 2, 3))
+  const i2 = await log.propose(LogRecordKind.SyncMarker, Uint8Array.of(9))
+  const i3 = await log.propose(LogRecordKind.SyncDone, Uint8Array.of(8))
+  t.ok(i1 > 1 && i2 === i1 + 1 && i3 === i2 + 1, `consecutive indices after the no-op: ${i1} ${i2} ${i3}`)
+  t.same(
+    applied.map((r) => [r.index, r.kind, [...r.data]]),
+    [
+      [i1, LogRecordKind.Input, [1, 2, 3]],
+      [i2, LogRecordKind.SyncMarker, [9]],
+      [i3, LogRecordKind.SyncDone, [8]],
+    ],
+    'only vmsync records, in order, with their kind',
+  )
+
+  await replica.close()
+  await t.rejects(log.propose(LogRecordKind.Input, Uint8Array.of(1)), 'a closed replica refuses proposals')
+  log.detach()
+  t.same(
+    leadership.filter((l) => l),
+    [true],
+    'leadership reported once',
+  )
+})

@@ -12,6 +12,10 @@ export {
   type TcpLinkOptions,
   TcpSyncLink,
 } from './link/tcp-link.js'
+export {
+  type ConsensusLogReplica,
+  ConsensusOrderedLog,
+} from './log/consensus-log.js'
 export * from './log/memory-log.js'
 export * from './log/ordered-log.js'
 export * from './metrics/sync-report.js'
@@ -27,4 +31,9 @@ export * from './protocol/primary-sync.js'
 export type { PageHashing, SyncSideOptions } from './protocol/sync-options.js'
 export * from './protocol/vm-replica.js'
 export * from './simulated/index.js'
+export {
+  type SimulatedCpuSample,
+  SimulatedVmCpuProbe,
+  SimulatedVmGoneError,
+} from './simulated/simulated-cpu-probe.js'
 export * from './vm/replicated-vm.js'

@@ -10,10 +10,10 @@ import {
   type PeerAddress,
   Replica,
 } from '@plover/consensus'
+import { ConsensusOrderedLog } from '@plover/vmsync'
 import type { NotLeaderInfo } from '../client/wire.js'
 import { ConfigError } from '../config/config-error.js'
 import { type ReplicaConfig, self } from '../config/replica-config.js'
-import { ConsensusOrderedLog } from '../runtime/consensus-log.js'
 import type { Logger } from '../runtime/logger.js'
 import { ClientServer } from './client-server.js'
 import { HttpServer } from './http-server.js'
@@ -116,7 +116,7 @@ export class ReplicaNode {
         psk: cfg.clusterKey,
         logger: this.logger,
         isLeader: () => this.log?.isLeader ?? false,
-        accepting: () => (this.log?.isLeader ?? false) && (this.vm?.fenced ?? false),
+        accepting: () => (this.log?.isLeader ?? false) && (this.vm?.isPrimary ?? false),
         leaderAddress: () => this.leaderSyncAddress(),
         onLink: (link) => this.vm?.attachLink(link),
       })
@@ -268,12 +268,11 @@ export class ReplicaNode {
       vm: this.vm
         ? {
             role: this.vm.replica.role,
-            trusted: !(this.vm.replica.backup?.needFull ?? false),
+            trusted: this.vm.trusted,
             protected: g?.isProtected,
             heldFrames: g?.heldFrames,
             hasBackup: this.vm.replica.primary?.hasBackup ?? false,
             backupCaughtUp: this.backupCaughtUp(),
-            fenced: this.vm.fenced,
             entries: this.vm.vm.entryCount(),
           }
         : null,
@@ -306,7 +305,7 @@ export class ReplicaNode {
       const gs = vm.replica.guard.stats()
       samples.push(
         g('vm_primary', '1 while the VM acts as primary', vm.isPrimary ? 1 : 0),
-        g('vm_trusted', '0 while the VM waits for a full sync', vm.replica.backup?.needFull ? 0 : 1),
+        g('vm_trusted', '0 while the VM waits for a full sync', vm.trusted ? 1 : 0),
         g('outputs_protected', '1 while outputs are held for a synced backup', gs.isProtected ? 1 : 0),
         g('output_released_frames', 'Output frames released to clients', gs.releasedFrames),
         g('vm_entries', 'Key/value pairs in the VM', vm.vm.entryCount()),

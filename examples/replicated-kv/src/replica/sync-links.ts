@@ -11,7 +11,7 @@ export interface SyncLinksOptions {
   readonly psk: Uint8Array
   readonly logger: Logger
   readonly isLeader: () => boolean
-  /** The leader's primary is ready for a backup (see VmStack.fence). */
+  /** This replica's VM is primary (its log leads and the primacy gate let it serve). */
   readonly accepting: () => boolean
   /** The current leader's sync address, if it is known and runs a VM. */
   readonly leaderAddress: () => { id: number; host: string; port: number } | undefined

@@ -7,6 +7,7 @@ import {
   type OrderedLog,
   PageHasher,
   SimulatedVm,
+  SimulatedVmCpuProbe,
   type SyncLink,
   type SyncReport,
   VmReplica,
@@ -14,7 +15,6 @@ import {
 } from '@plover/vmsync'
 import type { SyncTuning } from '../config/replica-config.js'
 import type { Logger } from '../runtime/logger.js'
-import { SimulatedVmCpuProbe } from '../runtime/sim-cpu-probe.js'
 import { SyncTotals } from './sync-totals.js'
 
 export interface VmStackOptions {
@@ -40,10 +40,6 @@ export class VmStack {
   private readonly monitor: IdleMonitor
   private syncing = false
   private closed = false
-  /** See fence(). */
-  private fencedFlag = false
-  private fenceEpoch: number | undefined
-  private lastSkippedEpoch = 0
 
   private constructor(private readonly o: VmStackOptions) {
     this.vm = new SimulatedVm({ pageCount: o.pages })
@@ -96,14 +92,12 @@ export class VmStack {
     return this.replica.role === 'primary'
   }
 
-  /** The VM's state is a correct execution of the committed log (primary, or synced backup). */
+  /**
+   * The VM's state is a correct execution of the committed log: a synced backup, a primary
+   * promoted from one, or a deposed primary (vmsync keeps it trusted after demotion).
+   */
   get trusted(): boolean {
-    return this.isPrimary || !(this.replica.backup?.needFull ?? true)
-  }
-
-  /** Primary whose epoch floor is established: it may accept a backup's sync link. */
-  get fenced(): boolean {
-    return this.isPrimary && this.fencedFlag
+    return this.replica.trusted
   }
 
   /** The consensus log's leadership changed. */
@@ -111,41 +105,16 @@ export class VmStack {
     // A sync requested under the previous role will never report back to this one.
     if (isLeader !== this.isPrimary) this.syncDone()
     if (isLeader && this.replica.role !== 'primary') {
-      this.o.logger.info('promoted to primary: continuing from this VM state', {
-        trusted: !(this.replica.backup?.needFull ?? false),
-      })
+      // vmsync closes the sync epochs of every marker applied so far: a backup replaying old
+      // markers gets an Abort for each at once.
+      this.o.logger.info('promoted to primary: continuing from this VM state', { trusted: this.trusted })
       this.replica.promote()
-      this.fence()
     } else if (!isLeader && this.replica.role === 'primary') {
-      this.o.logger.warn('lost leadership: demoted to backup, held outputs dropped, VM untrusted')
+      this.o.logger.warn('lost leadership: demoted to backup, held outputs dropped; continuing as a backup', {
+        trusted: this.trusted,
+      })
       this.replica.demote()
     }
-  }
-
-  /**
-   * WHY: a freshly promoted primary does not yet know which sync epochs are over (its protocol
-   * side starts with epoch floor 0), so a backup that joins and replays the log from index 1
-   * would run the old markers' syncs against it and wait a peer timeout for each. One marker
-   * committed with no backup attached sets the floor past every earlier epoch; from then on old
-   * epochs are answered with Abort at once. Until then no backup link is accepted.
-   * (Workaround: vmsync's PrimarySync could take the floor from noteEpoch() instead.)
-   */
-  private fence(): void {
-    this.fencedFlag = false
-    this.fenceEpoch = undefined
-    this.replica.requestSync().then(
-      (epoch) => {
-        this.fenceEpoch = epoch
-        if (this.lastSkippedEpoch >= epoch) this.setFenced()
-      },
-      (err: Error) => this.o.logger.debug('fence marker not committed', { error: err }),
-    )
-  }
-
-  private setFenced(): void {
-    if (this.fencedFlag || !this.isPrimary) return
-    this.fencedFlag = true
-    this.o.logger.info('primary fenced: sync epochs before this point are closed', { epoch: this.fenceEpoch })
   }
 
   attachLink(link: SyncLink): void {
@@ -180,8 +149,6 @@ export class VmStack {
     })
     r.on('sync-skipped', (epoch, reason) => {
       logger.debug('sync skipped', { epoch, reason })
-      if (epoch > this.lastSkippedEpoch) this.lastSkippedEpoch = epoch
-      if (this.fenceEpoch !== undefined && epoch >= this.fenceEpoch) this.setFenced()
       if (this.isPrimary) this.syncDone()
     })
     r.on('unprotected', (reason) => logger.warn('outputs unprotected (no synced backup)', { reason }))
@@ -197,7 +164,7 @@ export class VmStack {
     const primary = this.replica.primary
     // Only a primary with a connected backup syncs; otherwise restart the policy's clock.
     const ready = primary?.hasBackup && this.o.backupCaughtUp()
-    if (!this.fenced || !ready || this.syncing || this.closed) {
+    if (!ready || this.syncing || this.closed) {
       this.monitor.syncCompleted()
       return
     }

@@ -1,45 +1,61 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
 import type { NodeId } from '../core/types.js'
 
-// Pre-shared-key mutual authentication (challenge–response) and per-frame MACs.
-//   dialer A → acceptor B : Hello(A, B, nonceA)
-//   B → A                 : Challenge(B, nonceB, HMAC(K, "acceptor" | A | B | nonceA | nonceB))
-//   A → B                 : Proof(HMAC(K, "dialer" | A | B | nonceA | nonceB))
-// Both proofs bind both fresh nonces and both ids, so a recorded handshake cannot be replayed and
-// a proof cannot be reflected back. Session keys (one per direction) come from HKDF over the key
-// and the nonces; every frame then carries HMAC(sessionKey, seq | payload) truncated to 16 bytes,
-// and the implicit per-direction sequence number makes a replayed or reordered frame fail.
+// The cryptography of a SecureChannel (secure-channel.ts): pre-shared-key mutual authentication
+// (challenge–response), per-direction session keys and per-frame MACs.
+//   dialer A → acceptor B : Hello(ctx, A, B, nonceA)
+//   B → A                 : Challenge(B, nonceB, HMAC(K, T("acceptor")))
+//   A → B                 : Proof(HMAC(K, T("dialer")))
+//   T(role) = LABEL | len(ctx) | ctx | role | A | B | nonceA | nonceB
+// Both proofs bind both fresh nonces, both ids and the protocol context (so a recorded handshake
+// cannot be replayed, a proof cannot be reflected back, and one protocol's handshake is useless
+// for another that shares the key). Session keys (one per direction) come from HKDF over the key,
+// the nonces, the ids and the context. Every frame carries its sequence number and
+// HMAC(sessionKey, seq | payload) truncated to 16 bytes; the receiver accepts only the next
+// sequence number, so a replayed, reordered or dropped frame is refused.
 
 export const NONCE_BYTES = 32
+/** Handshake proofs are full HMAC-SHA256 outputs. */
+export const PROOF_BYTES = 32
 export const MAC_BYTES = 16
-const LABEL = 'plover-transport-v1'
+export const SEQ_BYTES = 8
+/** Shortest pre-shared key accepted. */
+export const MIN_KEY_BYTES = 16
+const LABEL = 'plover-secure-channel-v2'
 
-function transcript(
-  role: 'dialer' | 'acceptor',
-  dialer: NodeId,
-  acceptor: NodeId,
-  na: Uint8Array,
-  nb: Uint8Array,
-) {
-  const ids = Buffer.allocUnsafe(16)
-  ids.writeDoubleBE(dialer, 0)
-  ids.writeDoubleBE(acceptor, 8)
-  return [Buffer.from(`${LABEL} ${role}`), ids, na, nb]
+export type HandshakeRole = 'dialer' | 'acceptor'
+
+function bind(context: string, ...rest: Uint8Array[]): Uint8Array[] {
+  const ctx = Buffer.from(context, 'utf8')
+  const len = Buffer.allocUnsafe(4)
+  len.writeUInt32BE(ctx.length, 0)
+  return [Buffer.from(LABEL), len, ctx, ...rest]
 }
 
+function ids(dialer: NodeId, acceptor: NodeId): Buffer {
+  const b = Buffer.allocUnsafe(16)
+  b.writeDoubleBE(dialer, 0)
+  b.writeDoubleBE(acceptor, 8)
+  return b
+}
+
+/** What `role` sends to prove it knows `key`, bound to the context, both ids and both nonces. */
 export function handshakeProof(
   key: Uint8Array,
-  role: 'dialer' | 'acceptor',
+  context: string,
+  role: HandshakeRole,
   dialer: NodeId,
   acceptor: NodeId,
   nonceDialer: Uint8Array,
   nonceAcceptor: Uint8Array,
 ): Buffer {
   const h = createHmac('sha256', key)
-  for (const part of transcript(role, dialer, acceptor, nonceDialer, nonceAcceptor)) h.update(part)
+  const parts = bind(context, Buffer.from([role === 'dialer' ? 0 : 1]), ids(dialer, acceptor))
+  for (const part of [...parts, nonceDialer, nonceAcceptor]) h.update(part)
   return h.digest()
 }
 
+/** Constant-time comparison of a received proof with the expected one. */
 export function proofMatches(expected: Buffer, got: Uint8Array): boolean {
   return got.length === expected.length && timingSafeEqual(expected, got)
 }
@@ -52,33 +68,55 @@ export interface SessionKeys {
 
 export function sessionKeys(
   key: Uint8Array,
+  context: string,
   dialer: NodeId,
   acceptor: NodeId,
   nonceDialer: Uint8Array,
   nonceAcceptor: Uint8Array,
 ): SessionKeys {
   const salt = Buffer.concat([nonceDialer, nonceAcceptor])
-  const info = Buffer.from(`${LABEL} session ${dialer}>${acceptor}`)
+  const info = Buffer.concat(bind(context, Buffer.from(' session'), ids(dialer, acceptor)))
   const okm = Buffer.from(hkdfSync('sha256', key, salt, info, 64))
   return { dialerToAcceptor: okm.subarray(0, 32), acceptorToDialer: okm.subarray(32) }
 }
 
-/** One direction of an authenticated connection: MAC with an implicit, increasing sequence. */
+/** Result of checking a received frame: authentic and next, a bad MAC, or authentic but out of order. */
+export type FrameCheck = 'ok' | 'bad-mac' | 'replay' | 'reordered'
+
+/**
+ * One direction of a channel: frames carry an explicit u64 sequence number, covered by the MAC.
+ * The sender numbers frames 0, 1, 2 …; the receiver accepts only the next number, after the MAC
+ * for the claimed number verified (so an out-of-order verdict is about an authentic frame).
+ */
 export class FrameMac {
   private seq = 0n
-  private readonly seqBuf = Buffer.allocUnsafe(8)
 
   constructor(private readonly key: Buffer) {}
 
-  /** MAC for the next frame in this direction (advances the sequence). */
-  next(payload: Uint8Array): Buffer {
-    this.seqBuf.writeBigUInt64BE(this.seq++, 0)
-    return createHmac('sha256', this.key).update(this.seqBuf).update(payload).digest().subarray(0, MAC_BYTES)
+  /** The next sequence number of this direction (sender: to send; receiver: expected). */
+  get nextSeq(): bigint {
+    return this.seq
   }
 
-  /** Verify the next received frame's MAC (advances the sequence either way). */
-  verify(payload: Uint8Array, mac: Uint8Array): boolean {
-    const want = this.next(payload)
-    return mac.length === MAC_BYTES && timingSafeEqual(want, mac)
+  /** Sender: sequence number bytes and MAC for the next frame (advances the sequence). */
+  seal(payload: Uint8Array): { seq: Buffer; mac: Buffer } {
+    const seq = Buffer.allocUnsafe(SEQ_BYTES)
+    seq.writeBigUInt64BE(this.seq++, 0)
+    return { seq, mac: this.tag(seq, payload) }
+  }
+
+  /** Receiver: check a frame (advances the sequence only when it is accepted). */
+  open(seq: Uint8Array, payload: Uint8Array, mac: Uint8Array): FrameCheck {
+    if (seq.length !== SEQ_BYTES || mac.length !== MAC_BYTES) return 'bad-mac'
+    if (!timingSafeEqual(this.tag(seq, payload), mac)) return 'bad-mac'
+    const got = Buffer.from(seq.buffer, seq.byteOffset, SEQ_BYTES).readBigUInt64BE(0)
+    if (got < this.seq) return 'replay'
+    if (got > this.seq) return 'reordered'
+    this.seq++
+    return 'ok'
+  }
+
+  private tag(seq: Uint8Array, payload: Uint8Array): Buffer {
+    return createHmac('sha256', this.key).update(seq).update(payload).digest().subarray(0, MAC_BYTES)
   }
 }

@@ -1,19 +1,25 @@
 import { ByteReader } from '../codec/reader.js'
 import { ByteWriter } from '../codec/writer.js'
 import type { NodeId } from '../core/types.js'
-import { NONCE_BYTES } from './auth.js'
+import { NONCE_BYTES, PROOF_BYTES } from './auth.js'
 
-// Handshake messages (each sent as one length-prefixed frame, before any MAC exists).
+// SecureChannel handshake messages (each sent as one length-prefixed frame, before any MAC
+// exists). Every decoder takes untrusted bytes and throws only DecodeError.
 
-export const HANDSHAKE_VERSION = 1
+/** 2: explicit per-frame sequence numbers and a protocol context in Hello. */
+export const HANDSHAKE_VERSION = 2
 const MAGIC = 0x504c5652 // "PLVR"
 const HELLO = 1
 const CHALLENGE = 2
 const PROOF = 3
+/** Longest protocol context (UTF-8 bytes) a Hello may carry. */
+export const MAX_CONTEXT_BYTES = 64
 /** Larger handshake frames are refused before parsing. */
-export const MAX_HANDSHAKE_FRAME = 128
+export const MAX_HANDSHAKE_FRAME = 160
 
 export interface Hello {
+  /** The protocol the dialer wants to speak (SecureChannel `context`), UTF-8. */
+  readonly context: Uint8Array
   readonly from: NodeId
   readonly to: NodeId
   readonly nonce: Uint8Array
@@ -32,7 +38,7 @@ function header(w: ByteWriter, kind: number): void {
 
 function readHeader(bytes: Uint8Array, kind: number): ByteReader {
   const r = new ByteReader(bytes)
-  if (r.u32('magic') !== MAGIC) r.fail('not a Plover transport handshake')
+  if (r.u32('magic') !== MAGIC) r.fail('not a Plover secure channel handshake (bad magic)')
   const v = r.u8('version')
   if (v !== HANDSHAKE_VERSION) r.fail(`unsupported handshake version ${v}`)
   const k = r.u8('kind')
@@ -41,8 +47,9 @@ function readHeader(bytes: Uint8Array, kind: number): ByteReader {
 }
 
 export function encodeHello(h: Hello): Uint8Array {
-  const w = new ByteWriter(64)
+  const w = new ByteWriter(128)
   header(w, HELLO)
+  w.bytes(h.context)
   w.uvarint(h.from)
   w.uvarint(h.to)
   w.raw(h.nonce)
@@ -51,11 +58,12 @@ export function encodeHello(h: Hello): Uint8Array {
 
 export function decodeHello(bytes: Uint8Array): Hello {
   const r = readHeader(bytes, HELLO)
+  const context = r.bytes(MAX_CONTEXT_BYTES, 'context')
   const from = r.uvarint('from')
   const to = r.uvarint('to')
   const nonce = r.raw(NONCE_BYTES, 'nonce')
   r.expectEnd('hello')
-  return { from, to, nonce }
+  return { context, from, to, nonce }
 }
 
 export function encodeChallenge(c: Challenge): Uint8Array {
@@ -71,7 +79,7 @@ export function decodeChallenge(bytes: Uint8Array): Challenge {
   const r = readHeader(bytes, CHALLENGE)
   const from = r.uvarint('from')
   const nonce = r.raw(NONCE_BYTES, 'nonce')
-  const proof = r.raw(32, 'proof')
+  const proof = r.raw(PROOF_BYTES, 'proof')
   r.expectEnd('challenge')
   return { from, nonce, proof }
 }
@@ -85,7 +93,7 @@ export function encodeProof(proof: Uint8Array): Uint8Array {
 
 export function decodeProof(bytes: Uint8Array): Uint8Array {
   const r = readHeader(bytes, PROOF)
-  const proof = r.raw(32, 'proof')
+  const proof = r.raw(PROOF_BYTES, 'proof')
   r.expectEnd('proof')
   return proof
 }

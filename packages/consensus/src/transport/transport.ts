@@ -8,7 +8,8 @@ import { Connection, type ConnectionConfig } from './connection.js'
 // TCP transport between cluster members. One connection per pair: the LOWER id dials, the
 // higher id accepts (so there is never a duplicate to arbitrate). Each peer has a bounded queue
 // of encoded messages; when the socket is slow or down the queue fills and messages are dropped
-// (Raft retransmits), counted per peer. Frames and authentication: see connection.ts / auth.ts.
+// (Raft retransmits), counted per peer. Frames and authentication: a SecureChannel per
+// connection (secure-channel.ts), carrying Raft messages (connection.ts).
 
 export interface PeerAddress {
   readonly host: string
@@ -28,6 +29,7 @@ export interface TransportOptions {
   readonly maxQueueBytes?: number
   /** Which message to drop when the queue is full (default 'oldest': fresher state wins). */
   readonly dropPolicy?: 'oldest' | 'newest'
+  /** Largest encoded message sent or accepted (default 80 MiB); larger ones are dropped and counted. */
   readonly maxFrameBytes?: number
   readonly handshakeTimeoutMs?: number
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number }
@@ -146,6 +148,10 @@ export class TcpTransport extends EventEmitter<TransportEvents> {
     const p = this.peers.get(m.to)
     if (!p || this.closed) return false
     const payload = encodeMessage(m)
+    if (payload.length > this.cfg.maxFrameBytes) {
+      p.dropped++ // the peer would refuse it (and the SecureChannel refuses to send it)
+      return false
+    }
     if (p.queue.length >= this.maxQueue || p.queuedBytes + payload.length > this.maxQueueBytes) {
       p.dropped++
       if (this.opts.dropPolicy === 'newest') return false

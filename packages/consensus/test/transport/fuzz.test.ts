@@ -1,6 +1,7 @@
 import { randomBytes as cryptoRandom } from 'node:crypto'
 import { connect } from 'node:net'
 import t from 'tap'
+import { TRANSPORT_CONTEXT } from '../../src/transport/connection.js'
 import { FrameDecoder, FrameError, frameHeader } from '../../src/transport/framing.js'
 import {
   decodeChallenge,
@@ -23,7 +24,13 @@ t.test('handshake decoders', async (t) => {
     t,
     'decodeHello',
     decodeHello,
-    (r) => encodeHello({ from: int(r, 9), to: int(r, 9), nonce: randomBytes(r, 32) }),
+    (r) =>
+      encodeHello({
+        context: randomBytes(r, 1 + int(r, 64)),
+        from: int(r, 9),
+        to: int(r, 9),
+        nonce: randomBytes(r, 32),
+      }),
     {
       seed,
       cases,
@@ -97,7 +104,16 @@ t.test('a live listener survives 60 connections of random bytes', async (t) => {
       s.on('error', () => {})
       // Some start like a real hello, then go wrong.
       const head =
-        i % 3 === 0 ? Buffer.from(encodeHello({ from: 1, to: 2, nonce: cryptoRandom(32) })) : Buffer.alloc(0)
+        i % 3 === 0
+          ? Buffer.from(
+              encodeHello({
+                context: Buffer.from(TRANSPORT_CONTEXT),
+                from: 1,
+                to: 2,
+                nonce: cryptoRandom(32),
+              }),
+            )
+          : Buffer.alloc(0)
       s.write(
         Buffer.concat([
           i % 3 === 0 ? frameHeader(head.length) : Buffer.alloc(0),

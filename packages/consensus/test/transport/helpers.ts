@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net'
 import type { Test } from 'tap'
 import { type Message, MessageType, type NodeId } from '../../src/core/types.js'
 import { FrameMac, handshakeProof, NONCE_BYTES, sessionKeys } from '../../src/transport/auth.js'
+import { TRANSPORT_CONTEXT } from '../../src/transport/connection.js'
 import { FrameDecoder, frameHeader } from '../../src/transport/framing.js'
 import { decodeChallenge, encodeHello, encodeProof } from '../../src/transport/handshake.js'
 import { TcpTransport, type TransportEvents } from '../../src/transport/transport.js'
@@ -68,19 +69,43 @@ export function waitFor<E extends keyof TransportEvents>(
   })
 }
 
-/** A hand-driven client that performs a genuine handshake, then lets a test send arbitrary frames. */
+export interface RawDialer {
+  readonly socket: Socket
+  /** Seals frames for the dialer→acceptor direction, exactly as a real dialer would. */
+  readonly mac: FrameMac
+  /** The Hello and Proof frames as written (length-prefixed), for replay attacks. */
+  readonly helloFrame: Buffer
+  readonly proofFrame: Buffer
+  /** A wire frame; pass a tampered `sealed` (seq/MAC) to forge one. */
+  frame(payload: Uint8Array, sealed?: { seq: Uint8Array; mac: Uint8Array }): Buffer
+}
+
+export interface RawDialerOptions {
+  readonly key?: Uint8Array
+  readonly context?: string
+  /** Replace the genuine proof (e.g. reflect the acceptor's own). */
+  readonly proof?: (challenge: { proof: Uint8Array; nonce: Uint8Array }, genuine: Buffer) => Uint8Array
+}
+
+/**
+ * A hand-driven SecureChannel dialer: performs the handshake from the wire format up, then lets a
+ * test send arbitrary frames. Resolves once the Proof is written (not once the acceptor accepted).
+ */
 export async function rawAuthedClient(
   port: number,
   self: NodeId,
   to: NodeId,
-  key = KEY,
-): Promise<{ socket: Socket; mac: FrameMac; frame: (payload: Uint8Array, mac?: Uint8Array) => Buffer }> {
+  opts: RawDialerOptions = {},
+): Promise<RawDialer> {
+  const key = opts.key ?? KEY
+  const context = opts.context ?? TRANSPORT_CONTEXT
   const socket = connect({ host: '127.0.0.1', port })
   socket.setNoDelay(true) // else Nagle holds the first attack frame behind the proof's delayed ACK
   await new Promise<void>((r, j) => socket.once('connect', r).once('error', j))
   const nonce = randomBytes(NONCE_BYTES)
-  const hello = encodeHello({ from: self, to, nonce })
-  socket.write(Buffer.concat([frameHeader(hello.length), hello]))
+  const hello = encodeHello({ context: Buffer.from(context), from: self, to, nonce })
+  const helloFrame = Buffer.concat([frameHeader(hello.length), hello])
+  socket.write(helloFrame)
   const dec = new FrameDecoder(1024)
   const challengeBytes = await new Promise<Buffer>((resolve, reject) => {
     socket.on('data', (c: Buffer) => {
@@ -92,12 +117,19 @@ export async function rawAuthedClient(
   })
   socket.removeAllListeners('data')
   const ch = decodeChallenge(challengeBytes)
-  const proof = encodeProof(handshakeProof(key, 'dialer', self, to, nonce, ch.nonce))
-  socket.write(Buffer.concat([frameHeader(proof.length), proof]))
-  const mac = new FrameMac(sessionKeys(key, self, to, nonce, ch.nonce).dialerToAcceptor)
-  const frame = (payload: Uint8Array, m: Uint8Array = mac.next(payload)) =>
-    Buffer.concat([frameHeader(payload.length + m.length), payload, m])
-  return { socket, mac, frame }
+  const genuine = handshakeProof(key, context, 'dialer', self, to, nonce, ch.nonce)
+  const proof = encodeProof(opts.proof ? opts.proof(ch, genuine) : genuine)
+  const proofFrame = Buffer.concat([frameHeader(proof.length), proof])
+  socket.write(proofFrame)
+  const mac = new FrameMac(sessionKeys(key, context, self, to, nonce, ch.nonce).dialerToAcceptor)
+  const frame = (payload: Uint8Array, sealed: { seq: Uint8Array; mac: Uint8Array } = mac.seal(payload)) =>
+    Buffer.concat([
+      frameHeader(sealed.seq.length + payload.length + sealed.mac.length),
+      sealed.seq,
+      payload,
+      sealed.mac,
+    ])
+  return { socket, mac, helloFrame, proofFrame, frame }
 }
 
 export function closed(socket: Socket, ms = 5000): Promise<void> {

@@ -67,7 +67,7 @@ t.test('wrong cluster key: both sides refuse, nothing is delivered', async (t) =
   await bad.start()
   bad.send(msg(1, 2))
   const [info] = await refused
-  t.match(info.reason, /wrong cluster key/)
+  t.match(info.reason, /node 2 failed authentication \(wrong key\?\)/)
   t.equal(bad.stats(2)?.connected, false)
   await new Promise((r) => setTimeout(r, 100))
   t.equal(delivered, 0)
@@ -87,7 +87,7 @@ t.test('an unknown node id is refused at hello', async (t) => {
   const refused = waitFor(t2, 'disconnected')
   await stranger.start()
   const [info] = await refused
-  t.match(info.reason, /node 1 is not a configured member/)
+  t.match(info.reason, /node 1 is not an accepted peer/)
 })
 
 t.test('hostile bytes drop the connection with a reason; the process and other links are fine', async (t) => {
@@ -138,12 +138,12 @@ t.test('hostile bytes drop the connection with a reason; the process and other l
   await attempt('bad frame MAC', /bad frame MAC/, async () => {
     const c = await rawAuthedClient(port, 1, 2)
     const payload = encodeMessage(msg(1, 2, 666))
-    const mac = c.mac.next(payload)
-    mac[0] ^= 1
-    c.socket.write(c.frame(payload, mac))
+    const sealed = c.mac.seal(payload)
+    sealed.mac[0] ^= 1
+    c.socket.write(c.frame(payload, sealed))
     return c.socket
   })
-  await attempt('replayed frame', /bad frame MAC/, async () => {
+  await attempt('replayed frame', /replayed frame \(sequence 0, expected 1\)/, async () => {
     const c = await rawAuthedClient(port, 1, 2)
     const f = c.frame(encodeMessage(msg(1, 2, 5)))
     c.socket.write(f)
@@ -188,4 +188,20 @@ t.test('bounded queue drops the oldest and counts it while the peer is down', as
   for (let i = 0; i < 25; i++) t.ok(tr.send(msg(1, 2, i)))
   t.same(tr.stats(2), { connected: false, queued: 10, dropped: 15, sent: 0 })
   t.notOk(tr.send(msg(1, 9)), 'unknown destination is not queued')
+})
+
+t.test('a message above maxFrameBytes is dropped and counted, never sent', async (t) => {
+  const tr = new TcpTransport({
+    id: 1,
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map([[2, { host: '127.0.0.1', port: 1 }]]),
+    clusterKey: KEY,
+    maxFrameBytes: 1024,
+  })
+  t.teardown(() => tr.close())
+  await tr.start()
+  const data = new Uint8Array(2000)
+  t.notOk(tr.send(msg(1, 2, 1, { entries: [{ term: 1, index: 1, type: EntryType.Normal, data }] })))
+  t.ok(tr.send(msg(1, 2, 2)))
+  t.same(tr.stats(2), { connected: false, queued: 1, dropped: 1, sent: 0 })
 })

@@ -1,28 +1,19 @@
-// Authenticated SyncLink over TCP. @plover/consensus's transport did not expose a reusable
-// authenticated framed connection when this was written, so this is a small self-contained one:
-// PSK challenge-response (handshake.ts), then frames `u32 BE length | payload | HMAC-SHA256`
-// with per-direction keys and an implicit sequence number. Any garbage -> typed error, socket
-// destroyed, nothing delivered.
+// Authenticated SyncLink over TCP: a @plover/consensus SecureChannel (PSK challenge-response with
+// both nonces, per-direction HKDF session keys, `u32 length | u64 seq | payload | MAC` frames
+// checked for integrity and replay) under the protocol context SYNC_LINK_CONTEXT, so a handshake
+// or frame of the consensus transport, which may share the key, is useless here. Channel
+// failures are mapped to this package's typed link errors (the SecureChannelError is the
+// `cause`); any garbage ends the link, nothing is delivered.
 
-import { timingSafeEqual } from 'node:crypto'
 import net from 'node:net'
-import { EventEmitter } from 'eventemitter3'
-import { ByteQueue } from './byte-queue.js'
-import { LinkAuthError, LinkClosedError, LinkError, LinkFrameError } from './errors.js'
 import {
-  decodeHello,
-  deriveKeys,
-  encodeHello,
-  frameMac,
-  HELLO_BYTES,
-  type Hello,
-  LinkRole,
-  MAC_BYTES,
-  newHello,
-  proofFor,
-  type SessionKeys,
-  verifyProof,
-} from './handshake.js'
+  MIN_KEY_BYTES,
+  SecureChannel,
+  SecureChannelError,
+  type SecureChannelFailure,
+} from '@plover/consensus'
+import { EventEmitter } from 'eventemitter3'
+import { LinkAuthError, LinkClosedError, type LinkError, LinkFrameError } from './errors.js'
 import type { SyncLink, SyncLinkEvents } from './link.js'
 
 export interface TcpLinkOptions {
@@ -34,133 +25,125 @@ export interface TcpLinkOptions {
   readonly handshakeTimeoutMs?: number
 }
 
+/** SecureChannel protocol context of the sync link. */
+export const SYNC_LINK_CONTEXT = 'plover-vmsync-link-v2'
+/**
+ * The sync link authenticates roles, not replicas: whoever holds the PSK may dial. These are the
+ * SecureChannel ids of the two roles (so a dialer's proof can never pass as a listener's).
+ */
+export const SYNC_DIALER_ID = 1
+export const SYNC_LISTENER_ID = 2
+
 const DEFAULT_MAX_FRAME = 16 * 1024 * 1024
-const MIN_PSK_BYTES = 16
 
 function checkPsk(psk: Uint8Array): void {
-  if (psk.length < MIN_PSK_BYTES)
-    throw new LinkAuthError(`pre-shared key must be at least ${MIN_PSK_BYTES} bytes`)
+  if (psk.length < MIN_KEY_BYTES)
+    throw new LinkAuthError(`pre-shared key must be at least ${MIN_KEY_BYTES} bytes`)
 }
 
-type Phase = 'hello' | 'proof' | 'open' | 'closed'
+const AUTH_FAILURES: ReadonlySet<SecureChannelFailure> = new Set([
+  'bad-key',
+  'unknown-peer',
+  'wrong-peer',
+  'bad-mac',
+  'replay',
+  'reordered',
+  'timeout',
+])
+const FRAME_FAILURES: ReadonlySet<SecureChannelFailure> = new Set([
+  'oversized',
+  'malformed',
+  'protocol-mismatch',
+])
+
+/**
+ * SecureChannelError -> link error: authentication, integrity and replay failures (and a handshake
+ * that never finishes) are LinkAuthError; non-Plover or oversized bytes LinkFrameError; the socket
+ * going away LinkClosedError.
+ */
+export function toLinkError(err: unknown): LinkError {
+  if (!(err instanceof SecureChannelError)) return new LinkClosedError(String(err), { cause: err })
+  const message = `sync link: ${err.message}`
+  if (AUTH_FAILURES.has(err.reason)) return new LinkAuthError(message, { cause: err })
+  if (FRAME_FAILURES.has(err.reason)) return new LinkFrameError(message, { cause: err })
+  return new LinkClosedError(message, { cause: err })
+}
 
 export class TcpSyncLink extends EventEmitter<SyncLinkEvents> implements SyncLink {
   /** Resolves when authenticated; rejects (and closes) on any handshake failure. */
   readonly ready: Promise<void>
-  private phase: Phase = 'hello'
-  private readonly queue = new ByteQueue()
-  private readonly self: Hello
-  private peer: Hello | undefined
-  private keys: SessionKeys | undefined
-  private sendSeq = 0n
-  private recvSeq = 0n
+  private readonly channel: SecureChannel
   private readonly maxFrame: number
+  private closing = false
+  private opened = false
+  private localError: Error | undefined
   private settleReady!: (err?: Error) => void
-  private readonly timer: NodeJS.Timeout
 
-  constructor(
-    private readonly socket: net.Socket,
-    role: LinkRole,
-    private readonly opts: TcpLinkOptions,
-  ) {
+  constructor(socket: net.Socket, role: 'dialer' | 'listener', opts: TcpLinkOptions) {
     super()
     checkPsk(opts.psk)
     this.maxFrame = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME
-    this.self = newHello(role)
     this.ready = new Promise<void>((resolve, reject) => {
       this.settleReady = (err) => (err ? reject(err) : resolve())
     })
     // Unhandled-rejection guard: callers that only listen for 'close' must not crash the process.
     this.ready.catch(() => {})
-    this.timer = setTimeout(
-      () => this.close(new LinkAuthError('sync link handshake timed out')),
-      opts.handshakeTimeoutMs ?? 5000,
-    )
-    socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => this.onData(chunk))
-    socket.on('error', (err) => this.close(new LinkClosedError(`sync link socket error: ${err.message}`)))
-    socket.on('close', () => this.close(new LinkClosedError('peer closed the sync link')))
-    socket.write(encodeHello(this.self))
+    const common = {
+      key: opts.psk,
+      context: SYNC_LINK_CONTEXT,
+      maxFrameBytes: this.maxFrame,
+      handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 5000,
+    }
+    this.channel =
+      role === 'dialer'
+        ? new SecureChannel(socket, {
+            ...common,
+            role: 'dialer',
+            localId: SYNC_DIALER_ID,
+            remoteId: SYNC_LISTENER_ID,
+          })
+        : new SecureChannel(socket, {
+            ...common,
+            role: 'acceptor',
+            localId: SYNC_LISTENER_ID,
+            acceptRemote: (id) => id === SYNC_DIALER_ID,
+          })
+    this.channel.on('open', () => {
+      this.opened = true
+      this.settleReady()
+    })
+    this.channel.on('frame', (payload) => this.emit('message', payload))
+    this.channel.on('close', (err) => {
+      const error = this.closing ? this.localError : toLinkError(err)
+      this.closing = true
+      if (!this.opened) this.settleReady(error ?? new LinkClosedError('sync link closed during handshake'))
+      this.emit('close', error)
+    })
   }
 
   get isOpen(): boolean {
-    return this.phase === 'open'
+    return !this.closing && this.channel.isOpen
   }
 
   async send(payload: Uint8Array): Promise<void> {
-    if (this.phase !== 'open' || !this.keys) throw new LinkClosedError('sync link is not open')
+    if (!this.isOpen) throw new LinkClosedError('sync link is not open')
     if (payload.length > this.maxFrame) {
       throw new LinkFrameError(`payload of ${payload.length} bytes exceeds maxFrameBytes ${this.maxFrame}`)
     }
-    const header = Buffer.allocUnsafe(4)
-    header.writeUInt32BE(payload.length + MAC_BYTES)
-    const tag = frameMac(this.keys.sendKey, this.sendSeq++, payload)
-    this.socket.cork()
-    this.socket.write(header)
-    this.socket.write(payload)
-    const flushed = new Promise<void>((resolve, reject) => {
-      this.socket.write(tag, (err) => (err ? reject(new LinkClosedError(err.message)) : resolve()))
+    await new Promise<void>((resolve, reject) => {
+      try {
+        this.channel.send(payload, (err) => (err ? reject(new LinkClosedError(err.message)) : resolve()))
+      } catch (err) {
+        reject(toLinkError(err))
+      }
     })
-    this.socket.uncork()
-    await flushed
   }
 
   close(error?: Error): void {
-    if (this.phase === 'closed') return
-    const wasOpen = this.phase === 'open'
-    this.phase = 'closed'
-    clearTimeout(this.timer)
-    this.socket.destroy()
-    if (!wasOpen) this.settleReady(error ?? new LinkClosedError('sync link closed during handshake'))
-    this.emit('close', error)
-  }
-
-  private onData(chunk: Buffer): void {
-    if (this.phase === 'closed') return
-    this.queue.push(chunk)
-    try {
-      this.drain()
-    } catch (err) {
-      this.close(err instanceof LinkError ? err : new LinkFrameError(String(err)))
-    }
-  }
-
-  private drain(): void {
-    for (;;) {
-      if (this.phase === 'hello') {
-        if (this.queue.length < HELLO_BYTES) return
-        this.peer = decodeHello(this.queue.take(HELLO_BYTES))
-        this.socket.write(proofFor(this.opts.psk, this.self, this.peer))
-        this.phase = 'proof'
-      } else if (this.phase === 'proof') {
-        if (this.queue.length < MAC_BYTES) return
-        const peer = this.peer!
-        verifyProof(this.opts.psk, this.self, peer, this.queue.take(MAC_BYTES))
-        this.keys = deriveKeys(this.opts.psk, this.self, peer)
-        this.phase = 'open'
-        clearTimeout(this.timer)
-        this.settleReady()
-      } else if (this.phase === 'open') {
-        const len = this.queue.peekU32BE()
-        if (len === undefined) return
-        if (len < MAC_BYTES || len > this.maxFrame + MAC_BYTES) {
-          throw new LinkFrameError(`bad frame length ${len} (max payload ${this.maxFrame})`)
-        }
-        if (this.queue.length < 4 + len) return
-        this.queue.take(4)
-        const body = Buffer.from(this.queue.take(len))
-        const payload = body.subarray(0, len - MAC_BYTES)
-        const tag = body.subarray(len - MAC_BYTES)
-        const expected = frameMac(this.keys!.recvKey, this.recvSeq++, payload)
-        if (!timingSafeEqual(tag, expected))
-          throw new LinkAuthError('frame MAC mismatch (tampered or garbage)')
-        this.emit('message', payload)
-        // A listener may have closed us.
-        if ((this.phase as Phase) !== 'open') return
-      } else {
-        return
-      }
-    }
+    if (this.closing) return
+    this.closing = true
+    this.localError = error
+    this.channel.close(error?.message ?? 'sync link closed locally') // emits 'close' synchronously
   }
 }
 
@@ -173,7 +156,7 @@ export interface ConnectOptions extends TcpLinkOptions {
 export async function connectSyncLink(opts: ConnectOptions): Promise<TcpSyncLink> {
   checkPsk(opts.psk)
   const socket = net.connect({ host: opts.host, port: opts.port })
-  const link = new TcpSyncLink(socket, LinkRole.Dialer, opts)
+  const link = new TcpSyncLink(socket, 'dialer', opts)
   await link.ready
   return link
 }
@@ -193,7 +176,7 @@ export class SyncLinkServer extends EventEmitter<SyncLinkServerEvents> {
     super()
     checkPsk(opts.psk)
     this.server = net.createServer((socket) => {
-      const link = new TcpSyncLink(socket, LinkRole.Listener, opts)
+      const link = new TcpSyncLink(socket, 'listener', opts)
       this.pending.add(link)
       link.ready.then(
         () => {

@@ -108,6 +108,20 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     if (epoch > this.lastEpoch) this.lastEpoch = epoch
   }
 
+  /**
+   * Every sync epoch <= `epoch` is over: a marker or message for one of them is stale, and a
+   * backup that sends Dirty for one (e.g. replaying old markers after it joined) gets an Abort at
+   * once instead of waiting a peer timeout. Called when this replica becomes primary, with the
+   * highest epoch its log has applied: those syncs belonged to earlier primaries (or were run
+   * here) and can never complete against this side.
+   */
+  closeEpochsThrough(epoch: number): void {
+    this.noteEpoch(epoch)
+    if (epoch + 1 <= this.floor) return
+    this.floor = epoch + 1
+    this.channel?.setFloor(this.floor)
+  }
+
   /** Proposes the next SYNC marker; resolves with its epoch once committed. */
   async requestSync(): Promise<number> {
     const epoch = ++this.lastEpoch

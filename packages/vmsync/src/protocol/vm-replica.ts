@@ -1,8 +1,13 @@
 // One replica's vmsync runtime: wires an OrderedLog, a ReplicatedVm, the input coordinator
 // (batcher + in-order delivery), the output guard and the primary- or backup-side sync protocol.
 // The sync link (authenticated, point-to-point) is attached by the caller when the peer
-// connects. Promotion (backup -> primary on failover) keeps the VM's own state, as PLOVER does;
-// demotion makes the VM untrusted (full sync).
+// connects. Promotion (backup -> primary on failover) keeps the VM's own state, as PLOVER does.
+// Demotion (a primary lost leadership, e.g. a spurious election) keeps it too: a primary's VM only
+// ever receives committed inputs (through the same in-order delivery as a backup's, on 'apply'),
+// and the primary side of a sync only reads its VM, never writes it. So a deposed primary's VM is
+// still a correct execution of a prefix of the committed log; it carries on as a backup,
+// delivering the rest of the log, and its next sync is incremental. Only a VM that was untrusted
+// when it was promoted (possible when the caller promotes a never-synced backup) stays untrusted.
 import { EventEmitter } from 'eventemitter3'
 import { InputBatcher, type InputBatcherOptions } from '../input/input-batcher.js'
 import { InputDelivery } from '../input/input-delivery.js'
@@ -54,6 +59,10 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
   private primarySide: PrimarySync | undefined
   private backupSide: BackupSync | undefined
   private roleValue: ReplicaRole
+  /** Primary only: its VM is a correct execution of the committed log (see trusted). */
+  private primaryTrusted = true
+  /** Input delivery stopped (the VM refused a frame): the VM missed inputs for good. */
+  private faulted = false
   private lastEpoch = 0
   private link: SyncLink | undefined
   private readonly detach: () => void
@@ -76,7 +85,10 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
         },
       },
     })
-    this.delivery.on('fault', (e) => this.emit('fault', e))
+    this.delivery.on('fault', (e) => {
+      this.faulted = true
+      this.emit('fault', e)
+    })
     const detachDelivery = this.delivery.attach(o.log)
     const onLeadership = (leader: boolean) => (leader ? this.promote() : this.demote())
     if (o.followLeadership ?? true) o.log.on('leadership', onLeadership)
@@ -91,6 +103,18 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
 
   get role(): ReplicaRole {
     return this.roleValue
+  }
+
+  /**
+   * The VM's state is a correct execution of a prefix of the committed log: a backup after its
+   * (full) sync, a primary promoted from such a backup (or created as primary), and a deposed
+   * primary that was trusted. An untrusted VM must not act as primary once the log has carried
+   * inputs (it would answer from an empty or stale state); it needs a full sync first.
+   */
+  get trusted(): boolean {
+    if (this.faulted) return false
+    if (this.roleValue === 'primary') return this.primaryTrusted
+    return !(this.backupSide?.needFull ?? true)
   }
 
   get primary(): PrimarySync | undefined {
@@ -124,6 +148,7 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
   /** Failover: this backup's log became leader. Keeps the VM's own state (no rollback). */
   promote(): void {
     if (this.roleValue === 'primary') return
+    this.primaryTrusted = this.trusted
     this.roleValue = 'primary'
     this.backupSide?.detachLink()
     this.backupSide?.removeAllListeners()
@@ -132,16 +157,23 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
     this.becomePrimary()
   }
 
-  /** Lost leadership: stop releasing, drop held outputs; the VM is untrusted from now on. */
+  /**
+   * Lost leadership: stop releasing, drop held outputs (never released), continue as a backup.
+   * The VM stays trusted if it was (see the header): it executed only committed inputs, so the
+   * new primary's next sync makes it identical incrementally, and it may be promoted again
+   * without a full sync (e.g. if the new primary dies before syncing it).
+   */
   demote(): void {
     if (this.roleValue === 'backup') return
     this.roleValue = 'backup'
     this.batcher.clear()
+    // WHY the guard first: closing the primary side's link makes it unprotect the guard ("backup
+    // link down"), which would release the held outputs of an unsynced epoch while still primary.
+    this.guard.setRole('backup')
     this.primarySide?.detachLink()
     this.primarySide?.removeAllListeners()
     this.primarySide = undefined
-    this.guard.setRole('backup')
-    this.becomeBackup(true)
+    this.becomeBackup(!this.primaryTrusted)
   }
 
   async close(): Promise<void> {
@@ -154,7 +186,9 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
 
   private becomePrimary(): void {
     const p = new PrimarySync({ ...this.o, guard: this.guard })
-    p.noteEpoch(this.lastEpoch)
+    // Syncs of every marker applied so far belonged to earlier primaries (or ran here before a
+    // demotion): close them, so a backup replaying old markers is answered with Abort at once.
+    p.closeEpochsThrough(this.lastEpoch)
     this.forward(p)
     this.primarySide = p
     this.delivery.setSkipInputs(false)

@@ -1,21 +1,20 @@
-// The authenticated TCP sync link: round trips, ordering, large frames, and every way a peer can
-// be wrong — wrong key, not our protocol, oversized length, tampered frame — ends in a typed
-// error, a destroyed connection, and no message delivered.
+// The authenticated TCP sync link: round trips, ordering, large frames, and how the underlying
+// SecureChannel's failures (wrong key, not our protocol, wrong role, oversized length, tampered or
+// replayed frame) surface as this package's typed link errors, with a destroyed connection and no
+// message delivered. The attack cases of the channel itself are tested in @plover/consensus
+// (test/transport/secure-channel.test.ts).
 import net from 'node:net'
+import { SecureChannel, SecureChannelError, TRANSPORT_CONTEXT } from '@plover/consensus'
 import t from 'tap'
 import { LinkAuthError, LinkClosedError, LinkFrameError } from '../../src/link/errors.js'
 import {
-  decodeHello,
-  deriveKeys,
-  encodeHello,
-  frameMac,
-  HELLO_BYTES,
-  LinkRole,
-  MAC_BYTES,
-  newHello,
-  proofFor,
-} from '../../src/link/handshake.js'
-import { connectSyncLink, SyncLinkServer, type TcpSyncLink } from '../../src/link/tcp-link.js'
+  connectSyncLink,
+  SYNC_DIALER_ID,
+  SYNC_LINK_CONTEXT,
+  SYNC_LISTENER_ID,
+  SyncLinkServer,
+  type TcpSyncLink,
+} from '../../src/link/tcp-link.js'
 
 const PSK = Buffer.from('a-pre-shared-key-for-the-link-test')
 
@@ -89,70 +88,74 @@ function LinkError() {
   return { name: /Link(Auth|Closed)Error/ }
 }
 
-t.test('not our protocol: bad magic -> LinkFrameError, connection dropped', async (t) => {
+t.test('not our protocol: garbage -> LinkFrameError, connection dropped', async (t) => {
   const { s, port } = await server()
-  const rejected = new Promise<Error>((r) => s.once('rejected', r))
-  const sock = net.connect({ host: '127.0.0.1', port })
-  const closed = new Promise<void>((r) => sock.on('close', () => r()))
-  sock.on('error', () => {})
-  sock.resume() // consume the server's hello so the FIN is seen
-  sock.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n-----------------------'))
-  const err = await rejected
-  t.ok(err instanceof LinkFrameError, `${err.name}: ${err.message}`)
-  t.match(err.message, /bad magic/)
-  await closed
-  t.pass('server closed the connection')
+  for (const [what, bytes, pattern] of [
+    ['HTTP', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), /exceeds max/],
+    ['framed garbage', Buffer.concat([Buffer.from([0, 0, 0, 16]), Buffer.alloc(16, 0x41)]), /bad magic/],
+  ] as const) {
+    const rejected = new Promise<Error>((r) => s.once('rejected', r))
+    const sock = net.connect({ host: '127.0.0.1', port })
+    const closed = new Promise<void>((r) => sock.on('close', () => r()))
+    sock.on('error', () => {})
+    sock.resume()
+    sock.write(bytes)
+    const err = await rejected
+    t.ok(err instanceof LinkFrameError, `${what}: ${err.name}: ${err.message}`)
+    t.match(err.message, pattern)
+    t.ok(err.cause instanceof SecureChannelError, 'the channel error is the cause')
+    await closed
+    t.pass(`${what}: server closed the connection`)
+  }
 })
 
-/** A hand-driven client that completes the real handshake, then can write raw bytes. */
-async function rawAuthenticated(port: number) {
+/**
+ * A genuine SecureChannel dialer (any id, any context) whose socket writes are recorded, so a test
+ * can resend or tamper with real frames and write raw bytes.
+ */
+async function rawDialer(port: number, opts: { localId?: number; context?: string } = {}) {
   const sock = net.connect({ host: '127.0.0.1', port })
   sock.on('error', () => {})
-  const self = newHello(LinkRole.Dialer)
-  sock.write(encodeHello(self))
-  const buf: Buffer[] = []
-  await new Promise<void>((resolve) => {
-    sock.on('data', (c: Buffer) => {
-      buf.push(c)
-      if (Buffer.concat(buf).length >= HELLO_BYTES + MAC_BYTES) resolve()
-    })
+  const written: Buffer[] = []
+  const write = sock.write.bind(sock) as (b: Uint8Array) => boolean
+  sock.write = ((b: Uint8Array, ...rest: never[]) => {
+    written.push(Buffer.from(b))
+    return (write as (...a: unknown[]) => boolean)(b, ...rest)
+  }) as typeof sock.write
+  const ch = new SecureChannel(sock, {
+    role: 'dialer',
+    key: PSK,
+    context: opts.context ?? SYNC_LINK_CONTEXT,
+    localId: opts.localId ?? SYNC_DIALER_ID,
+    remoteId: SYNC_LISTENER_ID,
   })
-  const all = Buffer.concat(buf)
-  const peer = decodeHello(all.subarray(0, HELLO_BYTES))
-  sock.write(proofFor(PSK, self, peer))
-  const keys = deriveKeys(PSK, self, peer)
-  return { sock, keys }
-}
-
-function frame(payload: Buffer, mac: Buffer): Buffer {
-  const h = Buffer.alloc(4)
-  h.writeUInt32BE(payload.length + mac.length)
-  return Buffer.concat([h, payload, mac])
+  return { sock, ch, written, raw: write }
 }
 
 t.test(
-  'after the handshake: tampered frame -> LinkAuthError; oversized length -> LinkFrameError',
+  'after the handshake: tampered or replayed frame -> LinkAuthError; oversized length -> LinkFrameError',
   async (t) => {
     const { s, port } = await server({ maxFrameBytes: 1024 })
-    for (const kind of ['good-then-tampered', 'replayed', 'oversized'] as const) {
+    for (const kind of ['tampered', 'replayed', 'oversized'] as const) {
       const accepted = new Promise<TcpSyncLink>((r) => s.once('link', r))
-      const { sock, keys } = await rawAuthenticated(port)
+      const d = await rawDialer(port)
+      await d.ch.opened
       const link = await accepted
       const got = collect(link)
       const closed = new Promise<Error | undefined>((r) => link.once('close', r))
-      const good = Buffer.from('hello')
-      const goodFrame = frame(good, frameMac(keys.sendKey, 0n, good))
-      sock.write(goodFrame)
-      if (kind === 'good-then-tampered') {
-        const p = Buffer.from('evil!')
-        const mac = frameMac(keys.sendKey, 1n, Buffer.from('hello'))
-        sock.write(frame(p, mac))
+      d.written.length = 0
+      d.ch.send(Buffer.from('hello'))
+      const goodFrame = Buffer.concat(d.written)
+      if (kind === 'tampered') {
+        const f = Buffer.from(goodFrame)
+        f[4 + 8] ^= 1
+        d.raw(f)
       } else if (kind === 'replayed') {
-        sock.write(goodFrame) // same bytes again: sequence number 1 expected, MAC was for 0
+        d.raw(goodFrame) // the same authentic bytes again: sequence 0 was already used
       } else {
         const h = Buffer.alloc(4)
         h.writeUInt32BE(10 * 1024 * 1024)
-        sock.write(h)
+        d.raw(h)
       }
       const err = await closed
       t.same(
@@ -162,24 +165,34 @@ t.test(
       )
       if (kind === 'oversized') t.ok(err instanceof LinkFrameError, `${kind}: ${err?.name}: ${err?.message}`)
       else t.ok(err instanceof LinkAuthError, `${kind}: ${err?.name}: ${err?.message}`)
+      t.equal(
+        (err?.cause as SecureChannelError).reason,
+        { tampered: 'bad-mac', replayed: 'replay', oversized: 'oversized' }[kind],
+      )
       t.notOk(link.isOpen, 'link closed')
-      sock.destroy()
+      d.ch.close()
     }
   },
 )
 
-t.test('reflection: a peer echoing our own hello is refused', async (t) => {
+t.test('a peer claiming the listener role, or speaking the consensus transport, is refused', async (t) => {
   const { s, port } = await server()
-  const rejected = new Promise<Error>((r) => s.once('rejected', r))
-  const sock = net.connect({ host: '127.0.0.1', port })
-  sock.on('error', () => {})
-  sock.once('data', (c: Buffer) => {
-    // Send the server's own hello back as ours, then its proof can't be computed: echo garbage.
-    sock.write(c.subarray(0, HELLO_BYTES))
-    sock.write(Buffer.alloc(MAC_BYTES))
+  let linked = false
+  s.on('link', () => {
+    linked = true
   })
-  const err = await rejected
-  t.ok(err instanceof LinkAuthError, `${err.name}: ${err.message}`)
+  for (const [what, opts, type, reason] of [
+    ['listener role', { localId: SYNC_LISTENER_ID }, LinkAuthError, 'unknown-peer'],
+    ['consensus transport, same key', { context: TRANSPORT_CONTEXT }, LinkFrameError, 'protocol-mismatch'],
+  ] as const) {
+    const rejected = new Promise<Error>((r) => s.once('rejected', r))
+    const d = await rawDialer(port, opts)
+    const err = await rejected
+    t.ok(err instanceof type, `${what}: ${err.name}: ${err.message}`)
+    t.equal((err.cause as SecureChannelError).reason, reason)
+    await t.rejects(d.ch.opened)
+  }
+  t.notOk(linked, 'no link handed out')
 })
 
 t.test('send on a closed link rejects with LinkClosedError; close is emitted once', async (t) => {

@@ -4,10 +4,16 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MemberRole, Replica } from '@plover/consensus'
-import { type LogRecord, LogRecordKind } from '@plover/vmsync'
+import { EntryType, MemberRole, Replica } from '@plover/consensus'
 import t from 'tap'
-import { ConsensusOrderedLog } from '../src/runtime/consensus-log.js'
+import { ConsensusOrderedLog } from '../../src/log/consensus-log.js'
+import { type LogRecord, LogRecordKind } from '../../src/log/ordered-log.js'
+
+t.test("vmsync's record kinds are consensus entry types", async (t) => {
+  t.equal(LogRecordKind.Input as number, EntryType.Normal as number)
+  t.equal(LogRecordKind.SyncMarker as number, EntryType.SyncMarker as number)
+  t.equal(LogRecordKind.SyncDone as number, EntryType.SyncDone as number)
+})
 
 t.test('records round-trip with kind and index; leadership follows the role', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'plover-log-test-'))
@@ -50,6 +56,7 @@ t.test('records round-trip with kind and index; leadership follows the role', as
   await replica.close()
   await t.rejects(log.propose(LogRecordKind.Input, Uint8Array.of(1)), 'a closed replica refuses proposals')
   log.detach()
+  t.notOk(log.isLeader, 'a detached adapter never claims leadership')
   t.same(
     leadership.filter((l) => l),
     [true],

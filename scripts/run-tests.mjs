@@ -2,11 +2,18 @@
 // Runs every workspace package's tests one package at a time (2 cores: QEMU guests must not
 // compete), streams their output, and ends with one summary line 'N passed, N failed'.
 import { spawn } from 'node:child_process'
-import { readFileSync, existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
-const dirs = ['packages/consensus', 'packages/idle-monitor', 'packages/vmsync', 'packages/qemu', 'examples/replicated-kv', 'examples/qemu-redis']
+const dirs = [
+  'packages/consensus',
+  'packages/idle-monitor',
+  'packages/vmsync',
+  'packages/qemu',
+  'examples/replicated-kv',
+  'examples/qemu-redis',
+]
 let passed = 0
 let failed = 0
 let skipped = 0
@@ -20,7 +27,11 @@ for (const dir of dirs) {
   console.log(`\n### ${pkg.name}`)
   const { code, out } = await run('pnpm', ['test'], join(root, dir))
   // tap's closing line: '# { total: 12, pass: 11, fail: 1, skip: 0 }'
-  const m = [...out.matchAll(/# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, todo: \d+)?(?:, skip: (\d+))? \}/g)].pop()
+  const m = [
+    ...out.matchAll(
+      /# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, todo: \d+)?(?:, skip: (\d+))? \}/g,
+    ),
+  ].pop()
   const p = m ? Number(m[2] ?? 0) : 0
   const f = m ? Number(m[3] ?? 0) : 0
   passed += p

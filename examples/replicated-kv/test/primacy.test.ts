@@ -30,20 +30,28 @@ class FakeReplica extends EventEmitter {
 function setup(trusted: boolean) {
   const replica = new FakeReplica()
   const calls: boolean[] = []
-  const vm = { trusted, setLeader: (l: boolean) => calls.push(l) } as unknown as VmStack
+  const freshLog: (boolean | undefined)[] = []
+  const vm = {
+    trusted,
+    setLeader: (l: boolean, o?: { freshLog?: boolean }) => {
+      calls.push(l)
+      if (l) freshLog.push(o?.freshLog)
+    },
+  } as unknown as VmStack
   const lines: string[] = []
   const gate = new PrimacyGate(replica as unknown as Replica, jsonLogger({}, { write: (l) => lines.push(l) }))
   gate.attach(vm)
   t.teardown(() => gate.close())
-  return { replica, calls, gate, lines }
+  return { replica, calls, gate, lines, freshLog }
 }
 
 t.test('a fresh cluster: the first leader is primary once its no-op applies', async (t) => {
-  const { replica, calls, gate } = setup(false)
+  const { replica, calls, gate, freshLog } = setup(false)
   gate.onLeadership(true)
   t.same(calls, [], 'waits for its no-op')
   replica.apply(EntryType.Empty)
   t.same(calls, [true], 'promoted: no input was ever committed')
+  t.same(freshLog, [true], 'and vouches for the never-synced VM (it will execute every input)')
   t.same(replica.transfers, [])
 })
 
@@ -59,10 +67,11 @@ t.test('an untrusted VM in a log with inputs refuses and hands leadership over',
 })
 
 t.test('a trusted backup is promoted at once; losing leadership demotes', async (t) => {
-  const { replica, calls, gate } = setup(true)
+  const { replica, calls, gate, freshLog } = setup(true)
   replica.apply(EntryType.Normal, 1)
   gate.onLeadership(true)
   t.same(calls, [true])
+  t.same(freshLog, [undefined], 'trusted on its own: nothing to vouch for')
   gate.onLeadership(false)
   t.same(calls, [true, false])
 })

@@ -1,7 +1,11 @@
-// Pure consensus core (see docs/consensus.md)
+// Public API. Sorted by path (biome): the pure consensus core (core/, see docs/consensus.md); the
+// edges (binary codec, durable WAL, replica driver, authenticated TCP transport including the
+// reusable SecureChannel); deterministic simulation and linearizability checking (sim/,
+// linearizability/), reusable by other packages.
 
-// Edges: binary codec, durable WAL, authenticated TCP transport, replica driver
+// Edge: binary codec
 export * from './codec/index.js'
+// Pure consensus core
 export * from './core/errors.js'
 export {
   applyConfChange,
@@ -26,6 +30,7 @@ export * from './core/types.js'
 export { type CheckOptions, type CheckResult, checkOperations } from './linearizability/checker.js'
 export { type KvInput, type KvOperation, type KvOutput, kvModel } from './linearizability/kv.js'
 export type { Model, Operation } from './linearizability/model.js'
+// Edge: replica driver
 export {
   LeadershipLostError,
   Replica,
@@ -33,6 +38,7 @@ export {
   type ReplicaOptions,
   ReplicaStoppedError,
 } from './replica/index.js'
+// Deterministic simulation and test infrastructure
 export { parseScript, printScript } from './sim/datadriven.js'
 export { describeEntry, describeMessage, describeReady } from './sim/describe.js'
 export { InteractionEnv } from './sim/interaction.js'
@@ -45,7 +51,8 @@ export {
   type SimResult,
   type SimStats,
 } from './sim/simulation.js'
-// Deterministic simulation and test infrastructure (reusable by other packages)
 export { MemoryStorage } from './sim/storage.js'
+// Edge: authenticated TCP transport, and its SecureChannel (PSK-authenticated framed channel)
 export * from './transport/index.js'
+// Edge: durable WAL
 export * from './wal/index.js'

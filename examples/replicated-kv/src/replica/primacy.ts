@@ -72,7 +72,7 @@ export class PrimacyGate {
   private decide(): void {
     if (this.replica.role !== 'leader') return
     if (this.vm.trusted || this.inputsApplied === 0) {
-      this.vm.setLeader(true)
+      this.vm.setLeader(true, { freshLog: this.inputsApplied === 0 })
       return
     }
     this.logger.error('leader with an untrusted VM: refusing to act as primary, handing leadership over', {

@@ -100,15 +100,18 @@ export class VmStack {
     return this.replica.trusted
   }
 
-  /** The consensus log's leadership changed. */
-  setLeader(isLeader: boolean): void {
+  /**
+   * The consensus log's leadership changed. `freshLog`: the log has never carried an input, so
+   * even a never-synced VM is a correct execution of it (see PrimacyGate).
+   */
+  setLeader(isLeader: boolean, opts: { freshLog?: boolean } = {}): void {
     // A sync requested under the previous role will never report back to this one.
     if (isLeader !== this.isPrimary) this.syncDone()
     if (isLeader && this.replica.role !== 'primary') {
       // vmsync closes the sync epochs of every marker applied so far: a backup replaying old
       // markers gets an Abort for each at once.
+      this.replica.promote({ trusted: opts.freshLog ?? false })
       this.o.logger.info('promoted to primary: continuing from this VM state', { trusted: this.trusted })
-      this.replica.promote()
     } else if (!isLeader && this.replica.role === 'primary') {
       this.o.logger.warn('lost leadership: demoted to backup, held outputs dropped; continuing as a backup', {
         trusted: this.trusted,

@@ -145,10 +145,15 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
     this.backupSide?.attachLink(link)
   }
 
-  /** Failover: this backup's log became leader. Keeps the VM's own state (no rollback). */
-  promote(): void {
+  /**
+   * Failover: this backup's log became leader. Keeps the VM's own state (no rollback).
+   * The primary is trusted if the backup was, or if the caller vouches for the VM with
+   * `trusted: true` — e.g. a fresh VM whose log has never carried an input (a brand-new
+   * cluster): it executes every input from the first one on, so it is a correct execution.
+   */
+  promote(opts: { readonly trusted?: boolean } = {}): void {
     if (this.roleValue === 'primary') return
-    this.primaryTrusted = this.trusted
+    this.primaryTrusted = (opts.trusted ?? false) || this.trusted
     this.roleValue = 'primary'
     this.backupSide?.detachLink()
     this.backupSide?.removeAllListeners()

@@ -23,7 +23,7 @@ interface QemuTesting {
   bootTestGuest(t: unknown, env: unknown, o: object): Promise<GuestVm>
 }
 
-const QEMU_DIST = fileURLToPath(new URL('../../qemu/dist/index.js', import.meta.url))
+const QEMU_DIST = fileURLToPath(new URL('../../qemu/dist/testing/index.js', import.meta.url))
 
 async function loadQemu(t: Test): Promise<{ q: QemuTesting; env: unknown } | undefined> {
   const missing = !existsSync(QEMU_DIST) ? `${QEMU_DIST} not built (pnpm -C packages/qemu build)` : undefined

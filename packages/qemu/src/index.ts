@@ -1,5 +1,3 @@
-export const PACKAGE = '@plover/qemu'
-
 // Dirty-page detection
 export {
   diffDigests,
@@ -122,22 +120,6 @@ export { type DecodeResult, QmpDecoder } from './qmp/decoder.js'
 export { QmpDisconnectedError, QmpError, QmpProtocolError, QmpTimeoutError } from './qmp/errors.js'
 export type * from './qmp/types.js'
 export type { QmpMessage } from './qmp/wire.js'
-// Test helpers (no tap dependency)
-export {
-  type BootTestGuestOptions,
-  bootTestGuest,
-  TEST_BOOT_TIMEOUT_MS,
-  type TeardownTest,
-} from './testing/boot-test-guest.js'
-export { FakeQmpServer, type ReceivedCommand } from './testing/fake-qmp-server.js'
-export {
-  type QemuTestEnv,
-  qemuUnavailableReason,
-  REQUIRE_QEMU_ENV,
-  requireQemu,
-  type TestLike,
-} from './testing/require-qemu.js'
-export { uniqueVmName } from './testing/unique-name.js'
 // ReplicatedVm over QEMU
 export { NoStandbyError, VmExitedError } from './vm/errors.js'
 export { QemuVm, type QemuVmHostEvents, type QemuVmOptions } from './vm/qemu-vm.js'

@@ -4,7 +4,8 @@ import { runCommand } from '../launch/run-command.js'
 import { GUEST_MODULES, GUEST_REDIS_CONF, guestInitScript } from './init-script.js'
 
 /** Bump when the builder's output changes for the same packages (invalidates every cached image). */
-export const GUEST_BUILDER_VERSION = 1
+// 2: redis.conf enables DEBUG (DEBUG DIGEST).
+export const GUEST_BUILDER_VERSION = 2
 
 /** A host file copied into the initramfs. */
 export interface GuestFile {

@@ -17,7 +17,11 @@ export const GUEST_REDIS_EXITED_MARKER = 'PLOVER-GUEST-REDIS-EXITED'
 /** Port redis listens on inside the guest. */
 export const GUEST_REDIS_PORT = 6379
 
-/** redis.conf inside the guest: a pure in-memory server reachable from the test network. */
+/**
+ * redis.conf inside the guest: a pure in-memory server reachable from the test network.
+ * WHY enable-debug-command: redis 7 refuses DEBUG by default, and tests compare primary and backup
+ * with `DEBUG DIGEST` (the refusal is the same error on both sides, which would compare equal).
+ */
 export const GUEST_REDIS_CONF = `bind 0.0.0.0
 port ${GUEST_REDIS_PORT}
 protected-mode no
@@ -27,6 +31,7 @@ appendonly no
 dir /tmp
 loglevel warning
 logfile /tmp/redis.log
+enable-debug-command yes
 `
 
 /**

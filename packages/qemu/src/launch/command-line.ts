@@ -66,7 +66,11 @@ function nicArgs(config: VmConfig, paths: VmPaths): string[] {
   if (nic.kind === 'none') return []
   const args: string[] = []
   if (nic.kind === 'tap') {
-    args.push('-netdev', `tap,id=${NETDEV_ID},ifname=${nic.ifname},script=no,downscript=no`)
+    // WHY vnet_hdr=off: with the tap's default (vnet headers when the kernel offers them),
+    // virtio-net puts a 12-byte virtio_net_hdr in front of every frame in the filter chain, so
+    // redirector frames would not be plain Ethernet. `vnetHdr: true` keeps QEMU's default.
+    const vnet = nic.vnetHdr ? '' : ',vnet_hdr=off'
+    args.push('-netdev', `tap,id=${NETDEV_ID},ifname=${nic.ifname},script=no,downscript=no${vnet}`)
   } else {
     const fwd = (nic.hostForwards ?? [])
       .map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`)

@@ -148,11 +148,16 @@ export class QemuProcess extends EventEmitter<QemuProcessEvents> {
 
   /**
    * Stops QEMU: `quit` over QMP, then SIGTERM, then SIGKILL, each after `graceMs`. Then removes
-   * the run dir (sockets, serial log) and optionally the RAM file. Idempotent.
+   * the run dir (sockets, serial log) and optionally the RAM file. Idempotent: a later call waits
+   * for the first one's shutdown, and still deletes the RAM file when it asks for `removeRam`.
    */
   stop(options: StopOptions = {}): Promise<QemuExit> {
     this.stopping ??= this.doStop(options)
-    return this.stopping
+    if (!options.removeRam) return this.stopping
+    return this.stopping.then((exit) => {
+      rmSync(this.paths.ramPath, { force: true })
+      return exit
+    })
   }
 
   private async doStop(options: StopOptions): Promise<QemuExit> {

@@ -12,7 +12,11 @@ export type NicConfig =
       readonly ifname: string
       readonly mac?: string
       readonly redirectors?: boolean
-      /** Adds `vnet_hdr_support=on` to the redirectors (frames then carry a vnet header length). */
+      /**
+       * Adds `vnet_hdr_support=on` to the redirectors (frames then carry a vnet header length) and
+       * leaves the tap's vnet headers at QEMU's default. Default false: the tap gets
+       * `vnet_hdr=off`, so redirector frames are plain Ethernet.
+       */
       readonly vnetHdr?: boolean
     }
   | {

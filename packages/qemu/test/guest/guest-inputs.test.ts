@@ -1,6 +1,11 @@
 import t from 'tap'
-import { type GuestInputs, guestInputsKey, parseLdd } from '../../src/guest/guest-inputs.js'
-import { GUEST_MODULES, GUEST_READY_MARKER, guestInitScript } from '../../src/guest/init-script.js'
+import { GUEST_BUILDER_VERSION, type GuestInputs, guestInputsKey, parseLdd } from '../../src/guest/guest-inputs.js'
+import {
+  GUEST_MODULES,
+  GUEST_READY_MARKER,
+  GUEST_REDIS_CONF,
+  guestInitScript,
+} from '../../src/guest/init-script.js'
 
 t.test('parseLdd keeps resolved libraries and the loader, skips the vdso', async (t) => {
   const out = `\tlinux-vdso.so.1 (0x00007ffd)
@@ -55,4 +60,9 @@ t.test('the init script loads modules in dependency order and announces readines
   t.ok(GUEST_MODULES.indexOf('virtio_ring') < GUEST_MODULES.indexOf('virtio_net'))
   t.match(script, GUEST_READY_MARKER)
   t.match(script, 'plover.ip=*')
+})
+
+t.test('the guest redis allows DEBUG (DEBUG DIGEST compares primary and backup)', async (t) => {
+  t.match(GUEST_REDIS_CONF, /^enable-debug-command yes$/m, 'redis 7 refuses DEBUG without it')
+  t.ok(GUEST_BUILDER_VERSION >= 2, 'builder version bumped so cached images without it are rebuilt')
 })

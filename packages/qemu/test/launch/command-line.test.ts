@@ -35,7 +35,7 @@ t.test('RAM is a shared file backend that the machine uses', async (t) => {
 
 t.test('tap NIC with fixed MAC and the four redirectors in the working order', async (t) => {
   const { args, paths } = buildQemuCommandLine(base)
-  t.same(values(args, '-netdev'), ['tap,id=net0,ifname=tapA,script=no,downscript=no'])
+  t.same(values(args, '-netdev'), ['tap,id=net0,ifname=tapA,script=no,downscript=no,vnet_hdr=off'])
   t.match(values(args, '-device')[0], /^virtio-net-pci,netdev=net0,mac=52:54:00:77:00:10/)
   t.same(values(args, '-object').slice(1), [
     'filter-redirector,id=f_in_out,netdev=net0,queue=tx,outdev=red_in_out',
@@ -82,6 +82,11 @@ t.test('no NIC, user NIC, vnet header', async (t) => {
     values(vnet.args, '-object')
       .slice(1)
       .every((o) => o.endsWith(',vnet_hdr_support=on')),
+  )
+  t.same(
+    values(vnet.args, '-netdev'),
+    ['tap,id=net0,ifname=t,script=no,downscript=no'],
+    'vnetHdr keeps the tap default',
   )
 })
 

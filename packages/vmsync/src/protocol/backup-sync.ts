@@ -32,6 +32,11 @@ export interface BackupSyncOptions extends SyncSideOptions {
    * Pass false only when the VM is known equal to the primary at the last completed sync.
    */
   readonly needFull?: boolean
+  /**
+   * Id of the transfer the VM's dirty baseline dates from (default 0: since the start). VmReplica
+   * passes it on when a replica changes role; see DirtyMsg.baseline.
+   */
+  readonly baselineId?: number
 }
 
 export interface BackupSyncEvents {
@@ -47,6 +52,7 @@ export interface BackupSyncEvents {
 export class BackupSync extends EventEmitter<BackupSyncEvents> {
   private channel: SyncChannel | undefined
   private needFullFlag: boolean
+  private baseline: number
   private floor = 0
   private readonly peerMs: number
   private readonly staging: PageStaging
@@ -54,6 +60,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
   constructor(private readonly o: BackupSyncOptions) {
     super()
     this.needFullFlag = o.needFull ?? true
+    this.baseline = o.baselineId ?? 0
     this.peerMs = o.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS
     this.staging = new PageStaging(o.vm.pageSize, o.vm.pageCount)
   }
@@ -61,6 +68,11 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
   /** True while the VM's state is untrusted and only a full sync can fix it. */
   get needFull(): boolean {
     return this.needFullFlag
+  }
+
+  /** Id of the last transfer applied (the dirty tracker's baseline); 0 = since the start. */
+  get baselineId(): number {
+    return this.baseline
   }
 
   get hasPrimary(): boolean {
@@ -118,7 +130,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
       pauseStart = performance.now()
       const needFull = this.needFullFlag
       const own = needFull ? new Uint32Array(0) : await tracker.collect()
-      await ch.send({ type: SyncMessageType.Dirty, epoch, needFull, pages: own })
+      await ch.send({ type: SyncMessageType.Dirty, epoch, needFull, baseline: this.baseline, pages: own })
 
       const union = (await ch.take(epoch, [SyncMessageType.Union], this.peerMs)) as UnionMsg
       if (needFull && union.mode !== SyncMode.Full) {
@@ -148,6 +160,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
         if (staged.indices.length > 0) await vm.writePages(staged.indices, staged.data)
         await vm.importDeviceState(staged.deviceState)
         await tracker.reset()
+        this.baseline = m.syncId
         applying = false
         this.setTrusted(true)
         // Best effort: if the ack is lost, the primary keeps its dirty baseline, and the next

@@ -5,7 +5,8 @@ import { type SyncMessage, SyncMessageType, SyncMode } from './messages.js'
 import { WireReader, WireWriter } from './wire.js'
 
 const MAGIC = 0x5c
-const VERSION = 1
+// Version 2: Dirty carries the backup's baseline id, TransferEnd the transfer's id.
+const VERSION = 2
 const CHECKSUM_BYTES = 16
 const MAX_REASON_BYTES = 4096
 
@@ -15,7 +16,7 @@ export function encodeSyncMessage(m: SyncMessage): Uint8Array {
   w.u8(MAGIC).u8(VERSION).u8(m.type).u64(m.epoch)
   switch (m.type) {
     case SyncMessageType.Dirty:
-      w.u8(m.needFull ? 1 : 0).u32s(m.pages)
+      w.u8(m.needFull ? 1 : 0).u64(m.baseline).u32s(m.pages)
       break
     case SyncMessageType.Union:
       w.u8(m.mode).u32s(m.pages)
@@ -28,7 +29,7 @@ export function encodeSyncMessage(m: SyncMessage): Uint8Array {
       break
     case SyncMessageType.TransferEnd:
       if (m.checksum.length !== CHECKSUM_BYTES) throw new RangeError('checksum must be 16 bytes')
-      w.u32(m.pageCount).u32(m.batchCount).bytes(m.checksum).bytes(m.deviceState)
+      w.u32(m.pageCount).u32(m.batchCount).u64(m.syncId).bytes(m.checksum).bytes(m.deviceState)
       break
     case SyncMessageType.Ack:
       break
@@ -52,7 +53,8 @@ export function decodeSyncMessage(buf: Uint8Array): SyncMessage {
     case SyncMessageType.Dirty: {
       const flag = r.u8('needFull')
       if (flag > 1) r.fail(`bad needFull flag ${flag}`)
-      m = { type, epoch, needFull: flag === 1, pages: r.ascendingU32s('dirty pages') }
+      const baseline = r.u64('baseline')
+      m = { type, epoch, needFull: flag === 1, baseline, pages: r.ascendingU32s('dirty pages') }
       break
     }
     case SyncMessageType.Union: {
@@ -80,6 +82,7 @@ export function decodeSyncMessage(buf: Uint8Array): SyncMessage {
     case SyncMessageType.TransferEnd: {
       const pageCount = r.u32('pageCount')
       const batchCount = r.u32('batchCount')
+      const syncId = r.u64('syncId')
       const checksum = Uint8Array.from(r.bytes('checksum'))
       if (checksum.length !== CHECKSUM_BYTES) r.fail(`checksum is ${checksum.length} bytes, want 16`)
       m = {
@@ -87,6 +90,7 @@ export function decodeSyncMessage(buf: Uint8Array): SyncMessage {
         epoch,
         pageCount,
         batchCount,
+        syncId,
         checksum,
         deviceState: Uint8Array.from(r.bytes('device state')),
       }

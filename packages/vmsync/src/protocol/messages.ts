@@ -32,6 +32,14 @@ export interface DirtyMsg {
   readonly epoch: number
   /** The backup's state is untrusted (fresh process, failed apply): send everything. */
   readonly needFull: boolean
+  /**
+   * Id of the transfer that set the backup's dirty baseline (the last one it applied; 0 = since
+   * it started, as the caller asserted with needFull=false). The union of two dirty sets covers
+   * every differing page only if both baselines are the same common state, so the primary syncs
+   * incrementally only if its own baseline is this one (or it sent this transfer itself after
+   * its baseline, the Ack being lost); otherwise it sends every page.
+   */
+  readonly baseline: number
   readonly pages: Uint32Array
 }
 
@@ -65,6 +73,8 @@ export interface TransferEndMsg {
   readonly epoch: number
   readonly pageCount: number
   readonly batchCount: number
+  /** Random non-zero id of this transfer: the backup's dirty baseline once applied. */
+  readonly syncId: number
   /** xxhash128 over every (index, page) sent, in order. */
   readonly checksum: Uint8Array
   readonly deviceState: Uint8Array

@@ -10,6 +10,7 @@
 // Any failure: Abort to the peer (best effort), drop the link, keep the dirty baseline (the next
 // sync still covers every page changed since the last *acknowledged* one), release held outputs
 // unprotected, resume.
+import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'eventemitter3'
 import type { SyncLink } from '../link/link.js'
 import { LogRecordKind, type OrderedLog } from '../log/ordered-log.js'
@@ -35,7 +36,15 @@ export interface PrimarySyncOptions extends SyncSideOptions {
   readonly guard: OutputGuard
   /** 'vsmr' (default): send only divergent pages. 'remus': every dirty page, no hashing. */
   readonly mode?: TransferMode
+  /**
+   * Id of the transfer the VM's dirty baseline dates from (default 0: since the start). VmReplica
+   * passes a promoted backup's on; see DirtyMsg.baseline.
+   */
+  readonly baselineId?: number
 }
+
+/** Transfers sent since the last Ack that a backup may still report as its baseline. */
+const MAX_UNACKED = 16
 
 export interface PrimarySyncEvents {
   'sync-completed': (report: SyncReport) => void
@@ -60,9 +69,14 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
   private readonly peerMs: number
   private readonly batchPages: number
   private pageBuf: Uint8Array
+  /** Id of the transfer whose Ack last reset the dirty baseline (0 = since the start). */
+  private baseline: number
+  /** Transfers sent since then whose Ack never came: the backup may have applied them. */
+  private readonly unacked: number[] = []
 
   constructor(private readonly o: PrimarySyncOptions) {
     super()
+    this.baseline = o.baselineId ?? 0
     this.mode = o.mode ?? 'vsmr'
     this.peerMs = o.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS
     this.batchPages = o.batchPages ?? DEFAULT_BATCH_PAGES
@@ -71,6 +85,11 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
 
   get hasBackup(): boolean {
     return this.channel?.isOpen ?? false
+  }
+
+  /** Id of the transfer the dirty baseline dates from (see DirtyMsg.baseline). */
+  get baselineId(): number {
+    return this.baseline
   }
 
   get transferMode(): TransferMode {
@@ -175,7 +194,16 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       guard.seal(epoch)
       const own = await tracker.collect()
       assertInRange(dirty.pages, vm.pageCount, 'backup dirty set')
-      const mode = dirty.needFull ? SyncMode.Full : this.mode === 'remus' ? SyncMode.Remus : SyncMode.Vsmr
+      // WHY a full sync for a foreign baseline: a page changed on one side only since the last
+      // state both shared is in neither dirty set if the other side's baseline is not that state
+      // (e.g. this primary synced another backup since, or the backup was synced by another primary).
+      const sameBaseline = dirty.baseline === this.baseline || this.unacked.includes(dirty.baseline)
+      const mode =
+        dirty.needFull || !sameBaseline
+          ? SyncMode.Full
+          : this.mode === 'remus'
+            ? SyncMode.Remus
+            : SyncMode.Vsmr
       const union = mode === SyncMode.Full ? allPages(vm.pageCount) : unionSorted(own, dirty.pages)
       await ch.send({
         type: SyncMessageType.Union,
@@ -220,11 +248,15 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       }
       const deviceState = await vm.exportDeviceState()
       checksum.addDeviceState(deviceState)
+      const syncId = randomInt(1, 2 ** 48)
+      this.unacked.push(syncId)
+      if (this.unacked.length > MAX_UNACKED) this.unacked.shift()
       await ch.send({
         type: SyncMessageType.TransferEnd,
         epoch,
         pageCount: toSend.length,
         batchCount: batches,
+        syncId,
         checksum: checksum.digest(),
         deviceState,
       })
@@ -232,6 +264,8 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
 
       // The backup now equals us on every page: a new common baseline.
       await tracker.reset()
+      this.baseline = syncId
+      this.unacked.length = 0
       await vm.resume()
       paused = false
       const t1 = performance.now()

@@ -154,12 +154,13 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
   promote(opts: { readonly trusted?: boolean } = {}): void {
     if (this.roleValue === 'primary') return
     this.primaryTrusted = (opts.trusted ?? false) || this.trusted
+    const baseline = this.backupSide?.baselineId ?? 0
     this.roleValue = 'primary'
     this.backupSide?.detachLink()
     this.backupSide?.removeAllListeners()
     this.backupSide = undefined
     this.guard.setRole('primary')
-    this.becomePrimary()
+    this.becomePrimary(baseline)
   }
 
   /**
@@ -175,10 +176,11 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
     // WHY the guard first: closing the primary side's link makes it unprotect the guard ("backup
     // link down"), which would release the held outputs of an unsynced epoch while still primary.
     this.guard.setRole('backup')
+    const baseline = this.primarySide?.baselineId ?? 0
     this.primarySide?.detachLink()
     this.primarySide?.removeAllListeners()
     this.primarySide = undefined
-    this.becomeBackup(!this.primaryTrusted)
+    this.becomeBackup(!this.primaryTrusted, baseline)
   }
 
   async close(): Promise<void> {
@@ -189,8 +191,9 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
     this.link?.close()
   }
 
-  private becomePrimary(): void {
-    const p = new PrimarySync({ ...this.o, guard: this.guard })
+  /** `baseline`: id of the transfer the VM's dirty tracker dates from (see DirtyMsg.baseline). */
+  private becomePrimary(baseline = 0): void {
+    const p = new PrimarySync({ ...this.o, guard: this.guard, baselineId: baseline })
     // Syncs of every marker applied so far belonged to earlier primaries (or ran here before a
     // demotion): close them, so a backup replaying old markers is answered with Abort at once.
     p.closeEpochsThrough(this.lastEpoch)
@@ -200,8 +203,8 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
     this.guard.unprotect('no synced backup yet')
   }
 
-  private becomeBackup(needFull: boolean): void {
-    const b = new BackupSync({ ...this.o, needFull })
+  private becomeBackup(needFull: boolean, baseline = 0): void {
+    const b = new BackupSync({ ...this.o, needFull, baselineId: baseline })
     this.forward(b)
     b.on('trust', (trusted) => this.delivery.setSkipInputs(!trusted))
     this.delivery.setSkipInputs(b.needFull)

@@ -1,5 +1,6 @@
 // The compliance suite must be able to fail: run it against deliberately broken VMs through a
 // recording test double and check that the right checks fail (and nothing fails for a sound VM).
+import { createHash } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import t from 'tap'
 import { type ComplianceTest, runReplicatedVmCompliance } from '../../src/compliance/index.js'
@@ -114,4 +115,32 @@ t.test('device state that forgets the RX queue or clock is caught', async (t) =>
     return { vm, dirty: vm.dirtyTracker }
   })
   t.match(failures.join('\n'), /re-exported device state is identical/)
+})
+
+t.test('a VM that validates device state against its memory (like QEMU) passes', async (t) => {
+  // QEMU checks virtio ring indices in the incoming device state against guest RAM: device state
+  // loads only over the memory it was exported with. This VM does the same with a memory hash, so
+  // the suite must copy memory before importing device state (as the sync protocol does).
+  class MemoryBound extends SimulatedVm {
+    #memoryHash(): Buffer {
+      const src = this.memorySource
+      if (src.kind !== 'shared') throw new Error('SimulatedVm memory is shared')
+      return createHash('sha256').update(new Uint8Array(src.buffer)).digest()
+    }
+    override async exportDeviceState(): Promise<Uint8Array> {
+      return Buffer.concat([await super.exportDeviceState(), this.#memoryHash()])
+    }
+    override async importDeviceState(bytes: Uint8Array): Promise<void> {
+      const hash = Buffer.from(bytes.subarray(bytes.length - 32))
+      if (!hash.equals(this.#memoryHash())) throw new Error('device state does not match guest memory')
+      await super.importDeviceState(bytes.subarray(0, bytes.length - 32))
+    }
+  }
+  t.same(
+    await failuresFor(() => {
+      const vm = new MemoryBound({ pageCount: 256 })
+      return { vm, dirty: vm.dirtyTracker }
+    }),
+    [],
+  )
 })

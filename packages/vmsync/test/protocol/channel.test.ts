@@ -19,6 +19,7 @@ const dirty = (epoch: number) => ({
   type: SyncMessageType.Dirty as const,
   epoch,
   needFull: false,
+  baseline: 0,
   pages: new Uint32Array(0),
 })
 const flush = () => new Promise((r) => setTimeout(r, 5))

@@ -15,8 +15,8 @@ import { rng } from './fixtures/harness.js'
 const page = (fill: number) => new Uint8Array(4096).fill(fill)
 
 const samples: SyncMessage[] = [
-  { type: SyncMessageType.Dirty, epoch: 1, needFull: false, pages: Uint32Array.from([0, 5, 9]) },
-  { type: SyncMessageType.Dirty, epoch: 2 ** 40, needFull: true, pages: new Uint32Array(0) },
+  { type: SyncMessageType.Dirty, epoch: 1, needFull: false, baseline: 2 ** 47 + 3, pages: Uint32Array.from([0, 5, 9]) },
+  { type: SyncMessageType.Dirty, epoch: 2 ** 40, needFull: true, baseline: 0, pages: new Uint32Array(0) },
   { type: SyncMessageType.Union, epoch: 3, mode: SyncMode.Remus, pages: Uint32Array.from([1, 2, 3]) },
   { type: SyncMessageType.Hashes, epoch: 3, hashes: new Uint8Array(48).fill(7) },
   {
@@ -31,6 +31,7 @@ const samples: SyncMessage[] = [
     epoch: 4,
     pageCount: 2,
     batchCount: 1,
+    syncId: 12345,
     checksum: new Uint8Array(16).fill(9),
     deviceState: Uint8Array.from([1, 2, 3]),
   },

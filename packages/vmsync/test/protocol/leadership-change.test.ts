@@ -60,7 +60,13 @@ t.test('PrimarySync.closeEpochsThrough: a Dirty for a closed epoch is answered w
   })
   for (const epoch of [1, 3]) {
     await b.send(
-      encodeSyncMessage({ type: SyncMessageType.Dirty, epoch, needFull: true, pages: new Uint32Array(0) }),
+      encodeSyncMessage({
+        type: SyncMessageType.Dirty,
+        epoch,
+        needFull: true,
+        baseline: 0,
+        pages: new Uint32Array(0),
+      }),
     )
   }
   await new Promise((r) => setTimeout(r, 30))

@@ -24,6 +24,7 @@ function end(batches: PagesMsg[], dev = new Uint8Array([1])): TransferEndMsg {
     epoch: 1,
     pageCount: n,
     batchCount: batches.length,
+    syncId: 1,
     checksum: c.digest(),
     deviceState: dev,
   }

@@ -1,0 +1,83 @@
+// What the orchestrator hands each replica process (JSON in PLOVER_QR_CONFIG), and what a replica
+// process reports back over the IPC channel.
+
+export interface PeerEntry {
+  readonly id: number
+  readonly role: 'voter' | 'witness'
+  readonly host: string
+  readonly consensusPort: number
+  readonly syncPort?: number
+}
+
+export interface VmSettings {
+  /** QEMU name (run dir, standby names). */
+  readonly name: string
+  readonly memoryMiB: number
+  readonly ramPath: string
+  /** Tap device the booting QEMU opens (already on the bridge). */
+  readonly tap: string
+  /** Bridge for the standbys' taps (one tap per QEMU process). */
+  readonly bridge: string
+  /** Name prefix for the standbys' taps (the TestNetwork's id, so its dispose() removes them). */
+  readonly tapPrefix: string
+  /** Guest address with prefix length, identical on primary and backup. */
+  readonly ip: string
+  readonly kernel: string
+  readonly initrd: string
+}
+
+export interface SyncTuning {
+  readonly maxIntervalMs: number
+  readonly minIntervalMs: number
+  readonly maxHeldAgeMs: number
+  readonly periodMs: number
+}
+
+export interface ReplicaProcessConfig {
+  readonly id: number
+  readonly dataDir: string
+  readonly clusterKeyHex: string
+  readonly replicas: readonly PeerEntry[]
+  readonly tickMs: number
+  readonly electionTicks: number
+  readonly vm?: VmSettings
+  readonly sync: SyncTuning
+}
+
+export interface ReplicaStatus {
+  readonly type: 'status'
+  readonly id: number
+  readonly pid: number
+  readonly consensusRole: string
+  readonly leader: number
+  readonly term: number
+  readonly commitIndex: number
+  readonly vm?: {
+    readonly role: 'primary' | 'backup'
+    readonly trusted: boolean
+    readonly protected: boolean
+    readonly hasBackup: boolean
+    readonly qemuPid: number
+    readonly syncs: number
+    readonly fullSyncs: number
+    readonly syncFailures: number
+    readonly lastPauseMs: number
+    readonly lastIdenticalPercent: number
+    readonly inputFrames: number
+    readonly releasedFrames: number
+    readonly discardedOwnTapFrames: number
+    readonly heldFrames: number
+  }
+}
+
+export interface ReplicaEvent {
+  readonly type: 'event'
+  readonly id: number
+  readonly name: 'vm-ready' | 'promoted' | 'demoted' | 'protected' | 'unprotected' | 'fatal'
+  readonly at: number
+  readonly detail?: string
+}
+
+export type ReplicaMessage = ReplicaStatus | ReplicaEvent
+
+export const CONFIG_ENV = 'PLOVER_QR_CONFIG'

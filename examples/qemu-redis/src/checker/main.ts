@@ -18,19 +18,25 @@ type Reply = { kind: 'simple' | 'error'; text: string } | { kind: 'bulk'; value:
 
 /** Minimal RESP reader: simple strings, errors, bulk strings (all the checker needs). */
 class RespReader {
-  private buf = Buffer.alloc(0)
+  private buf: Buffer = Buffer.alloc(0)
   private readonly waiting: Array<(r: Reply) => void> = []
+  /** Replies parsed before anyone asked for them (pipelined GETs arrive in one chunk). */
+  private readonly ready: Reply[] = []
 
   push(chunk: Buffer): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk
     for (;;) {
       const r = this.parse()
       if (!r) return
-      this.waiting.shift()?.(r)
+      const w = this.waiting.shift()
+      if (w) w(r)
+      else this.ready.push(r)
     }
   }
 
   next(): Promise<Reply> {
+    const r = this.ready.shift()
+    if (r) return Promise.resolve(r)
     if (closed) return Promise.resolve({ kind: 'error', text: 'connection closed' })
     return new Promise((resolve) => this.waiting.push(resolve))
   }

@@ -1,5 +1,10 @@
 import t from 'tap'
-import { GUEST_BUILDER_VERSION, type GuestInputs, guestInputsKey, parseLdd } from '../../src/guest/guest-inputs.js'
+import {
+  GUEST_BUILDER_VERSION,
+  type GuestInputs,
+  guestInputsKey,
+  parseLdd,
+} from '../../src/guest/guest-inputs.js'
 import {
   GUEST_MODULES,
   GUEST_READY_MARKER,

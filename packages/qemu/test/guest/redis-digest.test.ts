@@ -3,11 +3,17 @@
 // without checking them would call any two datasets identical.
 import t from 'tap'
 import { requireQemu } from '../../src/testing/require-qemu.js'
-import { bootRedisGuest, parseDebugDigest, RedisDigestError, redis, redisDigest } from '../fixtures/redis-guest.js'
+import {
+  bootRedisGuest,
+  parseDebugDigest,
+  RedisDigestError,
+  redis,
+  redisDigest,
+} from '../fixtures/redis-guest.js'
 
 t.test('parseDebugDigest rejects redis error replies', async (t) => {
   const refusal =
-    "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"no\", you can't run it."
+    'ERR DEBUG command not allowed. If the enable-debug-command option is set to "no", you can\'t run it.'
   t.throws(() => parseDebugDigest(refusal), RedisDigestError)
   t.throws(() => parseDebugDigest(''), RedisDigestError)
   const digest = 'a'.repeat(40)

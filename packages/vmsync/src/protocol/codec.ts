@@ -16,7 +16,9 @@ export function encodeSyncMessage(m: SyncMessage): Uint8Array {
   w.u8(MAGIC).u8(VERSION).u8(m.type).u64(m.epoch)
   switch (m.type) {
     case SyncMessageType.Dirty:
-      w.u8(m.needFull ? 1 : 0).u64(m.baseline).u32s(m.pages)
+      w.u8(m.needFull ? 1 : 0)
+        .u64(m.baseline)
+        .u32s(m.pages)
       break
     case SyncMessageType.Union:
       w.u8(m.mode).u32s(m.pages)

@@ -19,74 +19,88 @@ import {
   syncHasher,
 } from './fixtures/harness.js'
 
-t.test('a backup whose baseline predates the primary’s last sync (with another backup) gets everything', async (t) => {
-  const pair = await makePair({ trusted: true, pageCount: 128 })
-  const cvm = new SimulatedVm({ pageCount: 128, deterministic: true })
-  t.teardown(async () => {
-    await pair.close()
-    await cvm.close()
-  })
-  const other = new BackupSync({ vm: cvm, tracker: cvm.dirtyTracker, hasher: syncHasher, quietMaxMs: 0, batchPages: 8 })
-  const rand = rng(7)
+t.test(
+  'a backup whose baseline predates the primary’s last sync (with another backup) gets everything',
+  async (t) => {
+    const pair = await makePair({ trusted: true, pageCount: 128 })
+    const cvm = new SimulatedVm({ pageCount: 128, deterministic: true })
+    t.teardown(async () => {
+      await pair.close()
+      await cvm.close()
+    })
+    const other = new BackupSync({
+      vm: cvm,
+      tracker: cvm.dirtyTracker,
+      hasher: syncHasher,
+      quietMaxMs: 0,
+      batchPages: 8,
+    })
+    const rand = rng(7)
 
-  const [a1, b1] = createMemoryLinkPair()
-  pair.primary.attachLink(a1)
-  pair.backup.attachLink(b1)
-  await mutateRandomPages(pair.pvm, rand, 10)
-  await mutateRandomPages(pair.bvm, rand, 10)
-  const first = await syncBoth(pair, 1)
-  t.equal(first.p?.mode, SyncMode.Vsmr, 'B synced incrementally')
-  t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'B equals A')
+    const [a1, b1] = createMemoryLinkPair()
+    pair.primary.attachLink(a1)
+    pair.backup.attachLink(b1)
+    await mutateRandomPages(pair.pvm, rand, 10)
+    await mutateRandomPages(pair.bvm, rand, 10)
+    const first = await syncBoth(pair, 1)
+    t.equal(first.p?.mode, SyncMode.Vsmr, 'B synced incrementally')
+    t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'B equals A')
 
-  // A-only changes (nondeterminism: B, executing the same inputs, did not touch these pages).
-  await mutateRandomPages(pair.pvm, rand, 6)
-  // A syncs another backup C: A's dirty baseline moves on, B's does not.
-  pair.primary.detachLink()
-  const [a2, c2] = createMemoryLinkPair()
-  pair.primary.attachLink(a2)
-  other.attachLink(c2)
-  const marker = { epoch: 2, outputCount: 0 }
-  const [p2] = await Promise.all([pair.primary.runSync(marker), other.runSync(marker)])
-  t.equal(p2?.mode, SyncMode.Full, 'C (new) got a full sync')
-  await pair.pvm.pause()
+    // A-only changes (nondeterminism: B, executing the same inputs, did not touch these pages).
+    await mutateRandomPages(pair.pvm, rand, 6)
+    // A syncs another backup C: A's dirty baseline moves on, B's does not.
+    pair.primary.detachLink()
+    const [a2, c2] = createMemoryLinkPair()
+    pair.primary.attachLink(a2)
+    other.attachLink(c2)
+    const marker = { epoch: 2, outputCount: 0 }
+    const [p2] = await Promise.all([pair.primary.runSync(marker), other.runSync(marker)])
+    t.equal(p2?.mode, SyncMode.Full, 'C (new) got a full sync')
+    await pair.pvm.pause()
 
-  // B comes back. Neither dirty set has the A-only pages any more.
-  pair.primary.detachLink()
-  const [a3, b3] = createMemoryLinkPair()
-  pair.primary.attachLink(a3)
-  pair.backup.attachLink(b3)
-  t.equal(pair.backup.needFull, false, 'B itself is trusted')
-  const third = await syncBoth(pair, 3)
-  t.equal(third.p?.mode, SyncMode.Full, 'its baseline is not the primary’s: full sync')
-  const ps = await snapshot(pair.pvm)
-  const bs = await snapshot(pair.bvm)
-  t.ok(sameSnapshot(ps, bs), `B equals A again (${firstDiff(ps, bs)})`)
-  t.equal(pair.backup.baselineId, pair.primary.baselineId, 'both now share the new baseline')
-  t.not(pair.primary.baselineId, 0)
-})
+    // B comes back. Neither dirty set has the A-only pages any more.
+    pair.primary.detachLink()
+    const [a3, b3] = createMemoryLinkPair()
+    pair.primary.attachLink(a3)
+    pair.backup.attachLink(b3)
+    t.equal(pair.backup.needFull, false, 'B itself is trusted')
+    const third = await syncBoth(pair, 3)
+    t.equal(third.p?.mode, SyncMode.Full, 'its baseline is not the primary’s: full sync')
+    const ps = await snapshot(pair.pvm)
+    const bs = await snapshot(pair.bvm)
+    t.ok(sameSnapshot(ps, bs), `B equals A again (${firstDiff(ps, bs)})`)
+    t.equal(pair.backup.baselineId, pair.primary.baselineId, 'both now share the new baseline')
+    t.not(pair.primary.baselineId, 0)
+  },
+)
 
-t.test('a lost Ack keeps the next sync incremental (the backup applied a transfer the primary sent)', async (t) => {
-  const pair = await makePair({ trusted: true, pageCount: 128 })
-  t.teardown(() => pair.close())
-  const rand = rng(9)
-  const [a1, b1] = createMemoryLinkPair()
-  pair.primary.attachLink(a1)
-  // The backup's Ack never leaves: it applies, then its link dies.
-  pair.backup.attachLink(new FaultyLink(b1, (m) => (m.type === SyncMessageType.Ack ? 'close-before' : 'pass')))
-  await mutateRandomPages(pair.pvm, rand, 8)
-  await mutateRandomPages(pair.bvm, rand, 8)
-  const lost = await syncBoth(pair, 1)
-  t.notOk(lost.p, 'the primary saw the sync fail')
-  t.ok(lost.b, 'the backup applied it')
-  t.not(pair.backup.baselineId, pair.primary.baselineId, 'baselines differ now')
+t.test(
+  'a lost Ack keeps the next sync incremental (the backup applied a transfer the primary sent)',
+  async (t) => {
+    const pair = await makePair({ trusted: true, pageCount: 128 })
+    t.teardown(() => pair.close())
+    const rand = rng(9)
+    const [a1, b1] = createMemoryLinkPair()
+    pair.primary.attachLink(a1)
+    // The backup's Ack never leaves: it applies, then its link dies.
+    pair.backup.attachLink(
+      new FaultyLink(b1, (m) => (m.type === SyncMessageType.Ack ? 'close-before' : 'pass')),
+    )
+    await mutateRandomPages(pair.pvm, rand, 8)
+    await mutateRandomPages(pair.bvm, rand, 8)
+    const lost = await syncBoth(pair, 1)
+    t.notOk(lost.p, 'the primary saw the sync fail')
+    t.ok(lost.b, 'the backup applied it')
+    t.not(pair.backup.baselineId, pair.primary.baselineId, 'baselines differ now')
 
-  const [a2, b2] = createMemoryLinkPair()
-  pair.primary.attachLink(a2)
-  pair.backup.attachLink(b2)
-  await mutateRandomPages(pair.pvm, rand, 4)
-  const next = await syncBoth(pair, 2)
-  t.equal(next.p?.mode, SyncMode.Vsmr, 'still incremental: the primary sent that transfer itself')
-  const ps = await snapshot(pair.pvm)
-  const bs = await snapshot(pair.bvm)
-  t.ok(sameSnapshot(ps, bs), `equal (${firstDiff(ps, bs)})`)
-})
+    const [a2, b2] = createMemoryLinkPair()
+    pair.primary.attachLink(a2)
+    pair.backup.attachLink(b2)
+    await mutateRandomPages(pair.pvm, rand, 4)
+    const next = await syncBoth(pair, 2)
+    t.equal(next.p?.mode, SyncMode.Vsmr, 'still incremental: the primary sent that transfer itself')
+    const ps = await snapshot(pair.pvm)
+    const bs = await snapshot(pair.bvm)
+    t.ok(sameSnapshot(ps, bs), `equal (${firstDiff(ps, bs)})`)
+  },
+)

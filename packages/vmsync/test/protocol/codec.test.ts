@@ -15,7 +15,13 @@ import { rng } from './fixtures/harness.js'
 const page = (fill: number) => new Uint8Array(4096).fill(fill)
 
 const samples: SyncMessage[] = [
-  { type: SyncMessageType.Dirty, epoch: 1, needFull: false, baseline: 2 ** 47 + 3, pages: Uint32Array.from([0, 5, 9]) },
+  {
+    type: SyncMessageType.Dirty,
+    epoch: 1,
+    needFull: false,
+    baseline: 2 ** 47 + 3,
+    pages: Uint32Array.from([0, 5, 9]),
+  },
   { type: SyncMessageType.Dirty, epoch: 2 ** 40, needFull: true, baseline: 0, pages: new Uint32Array(0) },
   { type: SyncMessageType.Union, epoch: 3, mode: SyncMode.Remus, pages: Uint32Array.from([1, 2, 3]) },
   { type: SyncMessageType.Hashes, epoch: 3, hashes: new Uint8Array(48).fill(7) },

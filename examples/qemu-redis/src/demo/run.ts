@@ -1,0 +1,421 @@
+// The QEMU example's orchestrator: network, three replica processes, client load in the client
+// namespace, kill -9 of the primary, takeover, verification, summary — and cleanup of everything
+// it created, also when interrupted (the caller wires signals to `abort()`).
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { ensureGuestImage, findGuestImage, TestNetwork } from '@plover/qemu'
+import { CONFIG_ENV, type ReplicaMessage, type ReplicaProcessConfig, type ReplicaStatus } from '../replica/config.js'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const PKG_DIR = join(HERE, '..', '..')
+const REPLICA_MAIN = join(HERE, '..', 'replica', 'main.ts')
+const CHECKER_MAIN = join(HERE, '..', 'checker', 'main.ts')
+
+export interface DemoOptions {
+  /** Guest RAM (MiB), both VMs. */
+  readonly memoryMiB?: number
+  /** Seconds of load before the kill. */
+  readonly loadBeforeKillS?: number
+  /** Seconds of load after the takeover. */
+  readonly loadAfterTakeoverS?: number
+  /** redis-benchmark clients per test (one SET and one GET benchmark run side by side). */
+  readonly benchClients?: number
+  /** Skip the kill (no failover): for debugging the replicated setup. */
+  readonly noFailover?: boolean
+  readonly print?: (line: string) => void
+  /** Replica processes' log lines (JSON); default: dropped except warnings/errors. */
+  readonly replicaLog?: (id: number, line: string) => void
+}
+
+export interface DemoResult {
+  readonly primaryId: number
+  readonly backupId: number
+  readonly fullSyncMs: number
+  readonly syncsBeforeKill: number
+  readonly electedMs: number | undefined
+  readonly promotedMs: number | undefined
+  readonly clientOutageMs: number | undefined
+  readonly checker: CheckerVerdict | undefined
+  readonly benchmark: { set: string; get: string }
+  readonly newPrimaryStatus: ReplicaStatus | undefined
+  readonly failedOver: boolean
+  readonly notDone: string[]
+}
+
+export interface CheckerVerdict {
+  readonly acked: number
+  readonly readable: number
+  readonly missingCount: number
+  readonly wrongCount: number
+  readonly connectionSurvived: boolean
+  readonly closedReason: string | null
+  readonly localPort: number
+  readonly acksBeforeKill: number
+  readonly acksAfterKill: number
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const { port } = s.address() as { port: number }
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export class Demo {
+  private net: TestNetwork | undefined
+  private tmp: string | undefined
+  private readonly children = new Map<number, ChildProcess>()
+  private readonly clients = new Set<ChildProcess>()
+  private readonly ramFiles: string[] = []
+  private readonly status = new Map<number, ReplicaStatus>()
+  private readonly events: Array<Extract<ReplicaMessage, { type: 'event' }>> = []
+  private cleaning: Promise<void> | undefined
+  /** QEMU names (and their standbys') start with this: run dirs of SIGKILLed QEMUs are removed by it. */
+  private readonly vmPrefix = `qr${process.pid}r`
+  private aborted: Error | undefined
+  private readonly print: (line: string) => void
+
+  constructor(private readonly o: DemoOptions = {}) {
+    this.print = o.print ?? ((l) => process.stdout.write(`${l}\n`))
+  }
+
+  /** Stops the run at the next wait (signals); cleanup runs in run()'s finally. */
+  abort(reason: string): void {
+    this.aborted ??= new Error(`interrupted: ${reason}`)
+  }
+
+  async run(): Promise<DemoResult> {
+    try {
+      return await this.steps()
+    } finally {
+      await this.cleanup()
+    }
+  }
+
+  private check(): void {
+    if (this.aborted) throw this.aborted
+    for (const e of this.events) if (e.name === 'fatal' && !this.killed.has(e.id)) throw new Error(`replica ${e.id}: ${e.detail}`)
+  }
+
+  private readonly killed = new Set<number>()
+
+  private async waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined | false): Promise<T> {
+    const until = Date.now() + timeoutMs
+    for (;;) {
+      this.check()
+      const v = probe()
+      if (v) return v
+      if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+      await sleep(50)
+    }
+  }
+
+  private async steps(): Promise<DemoResult> {
+    const p = this.print
+    const notDone: string[] = []
+    if (process.getuid?.() !== 0) throw new Error('root required (bridge, taps, network namespace)')
+    p('• guest image')
+    const image = findGuestImage() ?? (await ensureGuestImage())
+    p(`  ${image.kernel}`)
+    p('• network: bridge, two taps, client namespace')
+    this.net = await TestNetwork.create()
+    const net = this.net
+    const tapA = await net.addTap()
+    const tapB = await net.addTap()
+    const guestCidr = net.guestAddress(10)
+    const guestIp = guestCidr.split('/')[0]
+    p(`  bridge ${net.bridge}, taps ${tapA} ${tapB}, namespace ${net.namespace} (client ${net.clientIp}), guest ${guestIp}`)
+    this.tmp = mkdtempSync(join(tmpdir(), 'plover-qemu-redis-'))
+    const key = randomBytes(32).toString('hex')
+    const ids = [1, 2, 3]
+    const ports = await Promise.all(ids.map(async () => ({ consensus: await freePort(), sync: await freePort() })))
+    const replicas = ids.map((id, i) => ({
+      id,
+      role: id === 3 ? ('witness' as const) : ('voter' as const),
+      host: '127.0.0.1',
+      consensusPort: ports[i].consensus,
+      ...(id === 3 ? {} : { syncPort: ports[i].sync }),
+    }))
+    const memoryMiB = this.o.memoryMiB ?? 128
+    for (const id of ids) {
+      const tap = id === 1 ? tapA : tapB
+      const name = `${this.vmPrefix}${id}`
+      const ramPath = `/dev/shm/plover-${name}.ram`
+      if (id !== 3) this.ramFiles.push(ramPath)
+      const cfg: ReplicaProcessConfig = {
+        id,
+        dataDir: join(this.tmp, `replica-${id}`),
+        clusterKeyHex: key,
+        replicas,
+        tickMs: 20,
+        // 2 s election timeout (×1–2 randomised): TCG guests and hashing load the 2 cores.
+        electionTicks: 100,
+        sync: { maxIntervalMs: 1000, minIntervalMs: 50, maxHeldAgeMs: 100, periodMs: 20 },
+        ...(id === 3
+          ? {}
+          : {
+              vm: {
+                name,
+                memoryMiB,
+                ramPath,
+                tap,
+                bridge: net.bridge,
+                tapPrefix: net.id,
+                ip: guestCidr,
+                kernel: image.kernel,
+                initrd: image.initrd,
+              },
+            }),
+      }
+      this.startReplica(cfg)
+    }
+    p(`• three replica processes on 127.0.0.1 (1, 2: QEMU ${memoryMiB} MiB + vmsync; 3: witness); booting guests…`)
+    const t0 = Date.now()
+    const primary = await this.waitFor('a primary VM (leader)', 420_000, () => {
+      for (const s of this.status.values()) if (s.vm?.role === 'primary' && s.consensusRole === 'leader') return s
+      return undefined
+    })
+    p(`  replica ${primary.id} leads and is primary (${((Date.now() - t0) / 1000).toFixed(1)} s after start)`)
+    const backupId = primary.id === 1 ? 2 : 1
+    const tFull = Date.now()
+    await this.waitFor('the first (full) sync of the backup', 420_000, () => {
+      const s = this.status.get(primary.id)
+      const b = this.status.get(backupId)
+      return s?.vm?.protected && s.vm.fullSyncs >= 1 && b?.vm?.trusted
+    })
+    const fullSyncMs = Date.now() - tFull
+    p(`  backup ${backupId} synced in full (${(fullSyncMs / 1000).toFixed(1)} s); outputs are protected`)
+
+    // --- client load ---
+    p('• client namespace: checker (one TCP connection) + redis-benchmark SET and GET side by side')
+    const checker = this.startChecker(guestIp)
+    await this.waitFor('the checker to connect', 120_000, () => checker.connected)
+    const benchClients = String(this.o.benchClients ?? 4)
+    const benchArgs = ['-h', guestIp, '-c', benchClients, '-n', '100000000', '-r', '10000', '-d', '64', '-l', '-q']
+    const setBench = this.startClient('redis-benchmark', [...benchArgs, '-t', 'set'])
+    const getBench = this.startClient('redis-benchmark', [...benchArgs, '-t', 'get'])
+    const benchOut = { set: '', get: '' }
+    setBench.stdout?.on('data', (c: Buffer) => (benchOut.set = lastRate(benchOut.set + c.toString())))
+    getBench.stdout?.on('data', (c: Buffer) => (benchOut.get = lastRate(benchOut.get + c.toString())))
+    const loadS = this.o.loadBeforeKillS ?? 20
+    for (let s = 0; s < loadS; s++) {
+      await sleep(1000)
+      this.check()
+      if (s % 5 === 4) p(`  ${this.line(primary.id, checker)}`)
+    }
+    const before = this.status.get(primary.id)!
+    const syncsBeforeKill = before.vm?.syncs ?? 0
+    const acksBeforeKill = checker.acks.length
+    if (this.o.noFailover) {
+      notDone.push('failover skipped (noFailover)')
+      const verdict = await checker.verify()
+      return {
+        primaryId: primary.id,
+        backupId,
+        fullSyncMs,
+        syncsBeforeKill,
+        electedMs: undefined,
+        promotedMs: undefined,
+        clientOutageMs: undefined,
+        checker: verdict && { ...verdict, acksBeforeKill, acksAfterKill: 0 },
+        benchmark: benchOut,
+        newPrimaryStatus: undefined,
+        failedOver: false,
+        notDone,
+      }
+    }
+
+    // --- failover ---
+    const qemuPid = before.vm!.qemuPid
+    p(`• kill -9 primary QEMU (pid ${qemuPid}) and replica process ${primary.id} (pid ${before.pid})`)
+    this.killed.add(primary.id)
+    const tKill = Date.now()
+    try {
+      process.kill(qemuPid, 'SIGKILL')
+    } catch {}
+    this.children.get(primary.id)?.kill('SIGKILL')
+    const elected = await this.waitFor('the backup to be elected', 120_000, () => {
+      const b = this.status.get(backupId)
+      return b && b.consensusRole === 'leader' && b.term > before.term ? Date.now() : undefined
+    })
+    const promoted = await this.waitFor('the backup to act as primary', 60_000, () => {
+      const b = this.status.get(backupId)
+      return b?.vm?.role === 'primary' ? Date.now() : undefined
+    })
+    p(`  backup ${backupId} elected after ${elected - tKill} ms (witness vote), primary after ${promoted - tKill} ms`)
+    const firstAck = await this.waitFor('the checker’s next acknowledged SET', 120_000, () =>
+      checker.acks.find((a) => a > tKill),
+    ).catch((e: Error) => {
+      notDone.push(`client did not resume: ${e.message}`)
+      return undefined
+    })
+    if (firstAck) p(`  checker’s next SET acknowledged ${firstAck - tKill} ms after the kill (same connection)`)
+    const afterS = this.o.loadAfterTakeoverS ?? 8
+    for (let s = 0; s < afterS; s++) {
+      await sleep(1000)
+      this.check()
+      if (s % 4 === 3) p(`  ${this.line(backupId, checker)}`)
+    }
+    for (const c of [setBench, getBench]) c.kill('SIGKILL')
+    p('• verify: every acknowledged SET read back over the checker’s original connection')
+    const verdict = await checker.verify()
+    const acksAfterKill = checker.acks.filter((a) => a > tKill).length
+    return {
+      primaryId: primary.id,
+      backupId,
+      fullSyncMs,
+      syncsBeforeKill,
+      electedMs: elected - tKill,
+      promotedMs: promoted - tKill,
+      clientOutageMs: firstAck ? firstAck - checker.lastAckBefore(tKill) : undefined,
+      checker: verdict && { ...verdict, acksBeforeKill, acksAfterKill },
+      benchmark: benchOut,
+      newPrimaryStatus: this.status.get(backupId),
+      failedOver: true,
+      notDone: [
+        ...notDone,
+        're-protection (a new backup joining after the failover) is not part of this example yet',
+      ],
+    }
+  }
+
+  private line(id: number, checker: CheckerHandle): string {
+    const s = this.status.get(id)?.vm
+    if (!s) return `replica ${id}: no status`
+    return (
+      `primary ${id}: syncs ${s.syncs} (full ${s.fullSyncs}, failed ${s.syncFailures}), last pause ${s.lastPauseMs.toFixed(0)} ms, ` +
+      `identical ${s.lastIdenticalPercent.toFixed(1)} %, inputs ${s.inputFrames}, released ${s.releasedFrames}, held ${s.heldFrames}, ` +
+      `checker acks ${checker.acks.length}`
+    )
+  }
+
+  private startReplica(cfg: ReplicaProcessConfig): void {
+    const child = spawn(process.execPath, ['--import', 'tsx', REPLICA_MAIN], {
+      cwd: PKG_DIR,
+      env: { ...process.env, [CONFIG_ENV]: JSON.stringify(cfg) },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    })
+    this.children.set(cfg.id, child)
+    const logLine = (line: string) => {
+      if (this.o.replicaLog) this.o.replicaLog(cfg.id, line)
+      else if (/"level":"(warn|error)"/.test(line) || !line.startsWith('{')) this.print(`  [replica ${cfg.id}] ${line}`)
+    }
+    createInterface({ input: child.stdout! }).on('line', logLine)
+    createInterface({ input: child.stderr! }).on('line', logLine)
+    child.on('message', (m: ReplicaMessage) => {
+      if (m.type === 'status') this.status.set(m.id, m)
+      else this.events.push(m)
+    })
+    child.on('exit', (code, signal) => {
+      if (!this.killed.has(cfg.id) && !this.cleaning) {
+        this.events.push({ type: 'event', id: cfg.id, name: 'fatal', at: Date.now(), detail: `exited (${code ?? signal})` })
+      }
+    })
+  }
+
+  private startClient(command: string, args: string[]): ChildProcess {
+    const child = this.net!.spawnInNamespace(command, args)
+    this.clients.add(child)
+    child.on('exit', () => this.clients.delete(child))
+    child.stderr?.resume()
+    return child
+  }
+
+  private startChecker(guestIp: string): CheckerHandle {
+    const child = spawn('ip', ['netns', 'exec', this.net!.namespace, process.execPath, '--import', 'tsx', CHECKER_MAIN, guestIp], {
+      cwd: PKG_DIR,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    this.clients.add(child)
+    child.on('exit', () => this.clients.delete(child))
+    child.stderr?.on('data', (c: Buffer) => this.print(`  [checker] ${c.toString().trim()}`))
+    return new CheckerHandle(child)
+  }
+
+  /** Idempotent: replica processes (SIGTERM, then SIGKILL), clients, network, RAM files, temp dir. */
+  cleanup(): Promise<void> {
+    this.cleaning ??= (async () => {
+      for (const c of this.clients) c.kill('SIGKILL')
+      const exits = [...this.children.values()]
+        .filter((c) => c.exitCode === null && c.signalCode === null)
+        .map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              const timer = setTimeout(() => c.kill('SIGKILL'), 15_000)
+              c.once('exit', () => {
+                clearTimeout(timer)
+                resolve()
+              })
+              c.kill('SIGTERM')
+            }),
+        )
+      await Promise.all(exits)
+      await this.net?.dispose().catch(() => {})
+      for (const f of this.ramFiles) rmSync(f, { force: true })
+      // The launcher's run dirs ($TMPDIR/plover-qemu/<name>) of QEMUs killed with their replica.
+      const runRoot = join(tmpdir(), 'plover-qemu')
+      try {
+        for (const d of readdirSync(runRoot)) {
+          if (d.startsWith(this.vmPrefix)) rmSync(join(runRoot, d), { recursive: true, force: true })
+        }
+      } catch {}
+      if (this.tmp) rmSync(this.tmp, { recursive: true, force: true })
+    })()
+    return this.cleaning
+  }
+}
+
+function lastRate(text: string): string {
+  const parts = text.split(/[\r\n]/).filter((l) => l.trim() !== '')
+  return parts.at(-1)?.trim() ?? ''
+}
+
+export class CheckerHandle {
+  connected = false
+  readonly acks: number[] = []
+  closed: string | undefined
+  private verdict: ((v: Omit<CheckerVerdict, 'acksBeforeKill' | 'acksAfterKill'> | undefined) => void) | undefined
+
+  constructor(private readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let m: Record<string, unknown>
+      try {
+        m = JSON.parse(line)
+      } catch {
+        return
+      }
+      if (m.type === 'connected') this.connected = true
+      else if (m.type === 'ack') this.acks.push(m.at as number)
+      else if (m.type === 'closed') this.closed = String(m.reason)
+      else if (m.type === 'verified') this.verdict?.(m as unknown as Omit<CheckerVerdict, 'acksBeforeKill' | 'acksAfterKill'>)
+    })
+    child.on('exit', () => this.verdict?.(undefined))
+  }
+
+  lastAckBefore(t: number): number {
+    let last = 0
+    for (const a of this.acks) if (a <= t) last = a
+    return last
+  }
+
+  verify(timeoutMs = 180_000): Promise<Omit<CheckerVerdict, 'acksBeforeKill' | 'acksAfterKill'> | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), timeoutMs)
+      this.verdict = (v) => {
+        clearTimeout(timer)
+        this.verdict = undefined
+        resolve(v)
+      }
+      this.child.stdin?.write('verify\n')
+    })
+  }
+}

@@ -7,17 +7,27 @@ function summary(r: DemoResult): string {
     ['primary → backup', `${r.primaryId} → ${r.backupId}`],
     ['first (full) sync of the backup', `${(r.fullSyncMs / 1000).toFixed(1)} s`],
     ['syncs before the kill', String(r.syncsBeforeKill)],
+    ['frames the backup released before the kill', String(r.backupReleasedBeforeKill)],
     ['kill → backup elected (witness vote)', r.electedMs === undefined ? '—' : `${r.electedMs} ms`],
     ['kill → backup acting as primary', r.promotedMs === undefined ? '—' : `${r.promotedMs} ms`],
     [
       'checker outage (last ack before kill → first after)',
       r.clientOutageMs === undefined ? '—' : `${r.clientOutageMs} ms`,
     ],
-    ['checker acknowledged SETs (before / after kill)', c ? `${c.acked} (${c.acksBeforeKill} / ${c.acksAfterKill})` : '—'],
+    [
+      'checker acknowledged SETs (before / after kill)',
+      c ? `${c.acked} (${c.acksBeforeKill} / ${c.acksAfterKill})` : '—',
+    ],
     ['… readable afterwards', c ? `${c.readable} (missing ${c.missingCount}, wrong ${c.wrongCount})` : '—'],
     [
       'checker TCP connection survived',
       c ? `${c.connectionSurvived ? 'yes' : `NO (${c.closedReason})`} (local port ${c.localPort})` : '—',
+    ],
+    [
+      'kill → outputs protected again (spare 4 as backup)',
+      r.reprotect
+        ? `${(r.reprotect.protectedMs / 1000).toFixed(1)} s (full sync ${(r.reprotect.fullSyncMs / 1000).toFixed(1)} s after joining; voter: ${r.reprotect.voter ? 'yes' : 'no'})`
+        : '—',
     ],
     ['redis-benchmark SET (last report)', r.benchmark.set || '—'],
     ['redis-benchmark GET (last report)', r.benchmark.get || '—'],
@@ -26,10 +36,11 @@ function summary(r: DemoResult): string {
   return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')
 }
 
-export function verdictOk(r: DemoResult): boolean {
+function verdictOk(r: DemoResult): boolean {
   const c = r.checker
   return (
     r.failedOver &&
+    r.backupReleasedBeforeKill === 0 &&
     !!c &&
     c.connectionSurvived &&
     c.acked > 0 &&

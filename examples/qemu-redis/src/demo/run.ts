@@ -10,7 +10,15 @@ import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { ensureGuestImage, findGuestImage, TestNetwork } from '@plover/qemu'
-import { CONFIG_ENV, type ReplicaMessage, type ReplicaProcessConfig, type ReplicaStatus } from '../replica/config.js'
+import {
+  CONFIG_ENV,
+  type MembershipRequest,
+  type MembershipResult,
+  type ReplicaMessage,
+  type ReplicaProcessConfig,
+  type ReplicaStatus,
+} from '../replica/config.js'
+import { unavailableReason } from './environment.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const PKG_DIR = join(HERE, '..', '..')
@@ -26,6 +34,8 @@ export interface DemoOptions {
   readonly loadAfterTakeoverS?: number
   /** redis-benchmark clients per test (one SET and one GET benchmark run side by side). */
   readonly benchClients?: number
+  /** Start the spare (replica 4) as the new backup after the failover (default true). */
+  readonly reprotect?: boolean
   /** Skip the kill (no failover): for debugging the replicated setup. */
   readonly noFailover?: boolean
   readonly print?: (line: string) => void
@@ -38,12 +48,18 @@ export interface DemoResult {
   readonly backupId: number
   readonly fullSyncMs: number
   readonly syncsBeforeKill: number
+  /** Frames the backup's replica wrote to its tap before the kill (must be 0: outputs discarded). */
+  readonly backupReleasedBeforeKill: number
   readonly electedMs: number | undefined
   readonly promotedMs: number | undefined
   readonly clientOutageMs: number | undefined
   readonly checker: CheckerVerdict | undefined
   readonly benchmark: { set: string; get: string }
   readonly newPrimaryStatus: ReplicaStatus | undefined
+  /** Re-protection by the spare (replica 4): ms from the kill until outputs were protected again. */
+  readonly reprotect:
+    | { readonly protectedMs: number; readonly fullSyncMs: number; readonly voter: boolean }
+    | undefined
   readonly failedOver: boolean
   readonly notDone: string[]
 }
@@ -103,7 +119,8 @@ export class Demo {
 
   private check(): void {
     if (this.aborted) throw this.aborted
-    for (const e of this.events) if (e.name === 'fatal' && !this.killed.has(e.id)) throw new Error(`replica ${e.id}: ${e.detail}`)
+    for (const e of this.events)
+      if (e.name === 'fatal' && !this.killed.has(e.id)) throw new Error(`replica ${e.id}: ${e.detail}`)
   }
 
   private readonly killed = new Set<number>()
@@ -122,7 +139,8 @@ export class Demo {
   private async steps(): Promise<DemoResult> {
     const p = this.print
     const notDone: string[] = []
-    if (process.getuid?.() !== 0) throw new Error('root required (bridge, taps, network namespace)')
+    const missing = unavailableReason()
+    if (missing) throw new Error(missing)
     p('• guest image')
     const image = findGuestImage() ?? (await ensureGuestImage())
     p(`  ${image.kernel}`)
@@ -133,11 +151,16 @@ export class Demo {
     const tapB = await net.addTap()
     const guestCidr = net.guestAddress(10)
     const guestIp = guestCidr.split('/')[0]
-    p(`  bridge ${net.bridge}, taps ${tapA} ${tapB}, namespace ${net.namespace} (client ${net.clientIp}), guest ${guestIp}`)
+    p(
+      `  bridge ${net.bridge}, taps ${tapA} ${tapB}, namespace ${net.namespace} (client ${net.clientIp}), guest ${guestIp}`,
+    )
     this.tmp = mkdtempSync(join(tmpdir(), 'plover-qemu-redis-'))
     const key = randomBytes(32).toString('hex')
-    const ids = [1, 2, 3]
-    const ports = await Promise.all(ids.map(async () => ({ consensus: await freePort(), sync: await freePort() })))
+    // Replica 4 is the spare in the address book: it joins as the new backup after the failover.
+    const ids = [1, 2, 3, 4]
+    const ports = await Promise.all(
+      ids.map(async () => ({ consensus: await freePort(), sync: await freePort() })),
+    )
     const replicas = ids.map((id, i) => ({
       id,
       role: id === 3 ? ('witness' as const) : ('voter' as const),
@@ -146,23 +169,27 @@ export class Demo {
       ...(id === 3 ? {} : { syncPort: ports[i].sync }),
     }))
     const memoryMiB = this.o.memoryMiB ?? 128
-    for (const id of ids) {
-      const tap = id === 1 ? tapA : tapB
+    const tmp = this.tmp
+    const startReplica = (
+      id: number,
+      tap: string | undefined,
+      bootstrap: ReplicaProcessConfig['bootstrap'],
+    ) => {
       const name = `${this.vmPrefix}${id}`
       const ramPath = `/dev/shm/plover-${name}.ram`
-      if (id !== 3) this.ramFiles.push(ramPath)
-      const cfg: ReplicaProcessConfig = {
+      if (tap) this.ramFiles.push(ramPath)
+      this.startReplica({
         id,
-        dataDir: join(this.tmp, `replica-${id}`),
+        dataDir: join(tmp, `replica-${id}`),
         clusterKeyHex: key,
         replicas,
+        bootstrap,
         tickMs: 20,
         // 2 s election timeout (×1–2 randomised): TCG guests and hashing load the 2 cores.
         electionTicks: 100,
         sync: { maxIntervalMs: 1000, minIntervalMs: 50, maxHeldAgeMs: 100, periodMs: 20 },
-        ...(id === 3
-          ? {}
-          : {
+        ...(tap
+          ? {
               vm: {
                 name,
                 memoryMiB,
@@ -174,14 +201,25 @@ export class Demo {
                 kernel: image.kernel,
                 initrd: image.initrd,
               },
-            }),
-      }
-      this.startReplica(cfg)
+            }
+          : {}),
+      })
     }
-    p(`• three replica processes on 127.0.0.1 (1, 2: QEMU ${memoryMiB} MiB + vmsync; 3: witness); booting guests…`)
+    const initial = [
+      { id: 1, role: 'voter' as const },
+      { id: 2, role: 'voter' as const },
+      { id: 3, role: 'witness' as const },
+    ]
+    startReplica(1, tapA, initial)
+    startReplica(2, tapB, initial)
+    startReplica(3, undefined, initial)
+    p(
+      `• three replica processes on 127.0.0.1 (1, 2: QEMU ${memoryMiB} MiB + vmsync; 3: witness); booting guests…`,
+    )
     const t0 = Date.now()
     const primary = await this.waitFor('a primary VM (leader)', 420_000, () => {
-      for (const s of this.status.values()) if (s.vm?.role === 'primary' && s.consensusRole === 'leader') return s
+      for (const s of this.status.values())
+        if (s.vm?.role === 'primary' && s.consensusRole === 'leader') return s
       return undefined
     })
     p(`  replica ${primary.id} leads and is primary (${((Date.now() - t0) / 1000).toFixed(1)} s after start)`)
@@ -200,7 +238,20 @@ export class Demo {
     const checker = this.startChecker(guestIp)
     await this.waitFor('the checker to connect', 120_000, () => checker.connected)
     const benchClients = String(this.o.benchClients ?? 4)
-    const benchArgs = ['-h', guestIp, '-c', benchClients, '-n', '100000000', '-r', '10000', '-d', '64', '-l', '-q']
+    const benchArgs = [
+      '-h',
+      guestIp,
+      '-c',
+      benchClients,
+      '-n',
+      '100000000',
+      '-r',
+      '10000',
+      '-d',
+      '64',
+      '-l',
+      '-q',
+    ]
     const setBench = this.startClient('redis-benchmark', [...benchArgs, '-t', 'set'])
     const getBench = this.startClient('redis-benchmark', [...benchArgs, '-t', 'get'])
     const benchOut = { set: '', get: '' }
@@ -214,6 +265,7 @@ export class Demo {
     }
     const before = this.status.get(primary.id)!
     const syncsBeforeKill = before.vm?.syncs ?? 0
+    const backupReleasedBeforeKill = this.status.get(backupId)?.vm?.releasedFrames ?? -1
     const acksBeforeKill = checker.acks.length
     if (this.o.noFailover) {
       notDone.push('failover skipped (noFailover)')
@@ -223,12 +275,14 @@ export class Demo {
         backupId,
         fullSyncMs,
         syncsBeforeKill,
+        backupReleasedBeforeKill,
         electedMs: undefined,
         promotedMs: undefined,
         clientOutageMs: undefined,
         checker: verdict && { ...verdict, acksBeforeKill, acksAfterKill: 0 },
         benchmark: benchOut,
         newPrimaryStatus: undefined,
+        reprotect: undefined,
         failedOver: false,
         notDone,
       }
@@ -251,14 +305,21 @@ export class Demo {
       const b = this.status.get(backupId)
       return b?.vm?.role === 'primary' ? Date.now() : undefined
     })
-    p(`  backup ${backupId} elected after ${elected - tKill} ms (witness vote), primary after ${promoted - tKill} ms`)
+    p(
+      `  backup ${backupId} elected after ${elected - tKill} ms (witness vote), primary after ${promoted - tKill} ms`,
+    )
     const firstAck = await this.waitFor('the checker’s next acknowledged SET', 120_000, () =>
       checker.acks.find((a) => a > tKill),
     ).catch((e: Error) => {
       notDone.push(`client did not resume: ${e.message}`)
       return undefined
     })
-    if (firstAck) p(`  checker’s next SET acknowledged ${firstAck - tKill} ms after the kill (same connection)`)
+    if (firstAck)
+      p(`  checker’s next SET acknowledged ${firstAck - tKill} ms after the kill (same connection)`)
+    const reprotect =
+      this.o.reprotect === false
+        ? undefined
+        : await this.reprotect(primary.id, backupId, startReplica, notDone)
     const afterS = this.o.loadAfterTakeoverS ?? 8
     for (let s = 0; s < afterS; s++) {
       await sleep(1000)
@@ -274,6 +335,7 @@ export class Demo {
       backupId,
       fullSyncMs,
       syncsBeforeKill,
+      backupReleasedBeforeKill,
       electedMs: elected - tKill,
       promotedMs: promoted - tKill,
       clientOutageMs: firstAck ? firstAck - checker.lastAckBefore(tKill) : undefined,
@@ -281,10 +343,81 @@ export class Demo {
       benchmark: benchOut,
       newPrimaryStatus: this.status.get(backupId),
       failedOver: true,
-      notDone: [
-        ...notDone,
-        're-protection (a new backup joining after the failover) is not part of this example yet',
-      ],
+      reprotect,
+      notDone,
+    }
+  }
+
+  private membershipSeq = 0
+  private readonly membershipWaiters = new Map<number, (r: MembershipResult) => void>()
+
+  /** A membership change proposed by replica `leader` (IPC), like replicated-kv's /admin/membership. */
+  private membership(leader: number, change: Omit<MembershipRequest, 'type' | 'seq'>): Promise<void> {
+    const seq = ++this.membershipSeq
+    const req: MembershipRequest = { type: 'membership', seq, ...change }
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`membership change ${JSON.stringify(change)} timed out`)),
+        30_000,
+      )
+      this.membershipWaiters.set(seq, (r) => {
+        clearTimeout(timer)
+        if (r.ok) resolve()
+        else reject(new Error(`membership change ${JSON.stringify(change)}: ${r.error}`))
+      })
+      this.children.get(leader)?.send(req)
+    })
+  }
+
+  /**
+   * Re-protection: remove the dead replica, start the spare with a fresh data dir and VM, add it
+   * as a learner (it cannot be elected before its full sync), wait until the primary's outputs are
+   * protected again, then make it a voter. Failures are reported in notDone, not thrown.
+   */
+  private async reprotect(
+    deadId: number,
+    leaderId: number,
+    startReplica: (id: number, tap: string, bootstrap: ReplicaProcessConfig['bootstrap']) => void,
+    notDone: string[],
+  ): Promise<DemoResult['reprotect']> {
+    const p = this.print
+    const spare = 4
+    const t0 = Date.now()
+    try {
+      await this.membership(leaderId, { remove: deadId })
+      p(`• re-protection: removed replica ${deadId}; starting spare ${spare} (fresh VM, joins as learner)`)
+      const tap = await this.net!.addTap()
+      startReplica(spare, tap, [
+        { id: leaderId, role: 'voter' },
+        { id: 3, role: 'witness' },
+        { id: spare, role: 'learner' },
+      ])
+      await this.waitFor('the spare to open its consensus replica', 300_000, () => this.status.get(spare))
+      await this.membership(leaderId, { add: spare, role: 'learner' })
+      const tJoin = Date.now()
+      await this.waitFor('the primary to be protected again (full sync of the spare)', 300_000, () => {
+        const s = this.status.get(leaderId)?.vm
+        return s?.protected && s.fullSyncs >= 1 && this.status.get(spare)?.vm?.trusted
+      })
+      const protectedMs = Date.now() - t0
+      const fullSyncMs = Date.now() - tJoin
+      p(
+        `  outputs protected again ${(protectedMs / 1000).toFixed(1)} s after the kill (spare's full sync ${(fullSyncMs / 1000).toFixed(1)} s after it was added)`,
+      )
+      let voter = false
+      try {
+        await this.membership(leaderId, { add: spare })
+        voter = true
+        p(`  spare ${spare} is now a voter: members ${this.status.get(leaderId)?.members ?? '?'}`)
+      } catch (err) {
+        notDone.push(`spare did not become a voter: ${(err as Error).message}`)
+      }
+      return { protectedMs, fullSyncMs, voter }
+    } catch (err) {
+      this.check()
+      notDone.push(`re-protection: ${(err as Error).message}`)
+      p(`  re-protection failed: ${(err as Error).message}`)
+      return undefined
     }
   }
 
@@ -307,17 +440,25 @@ export class Demo {
     this.children.set(cfg.id, child)
     const logLine = (line: string) => {
       if (this.o.replicaLog) this.o.replicaLog(cfg.id, line)
-      else if (/"level":"(warn|error)"/.test(line) || !line.startsWith('{')) this.print(`  [replica ${cfg.id}] ${line}`)
+      else if (/"level":"(warn|error)"/.test(line) || !line.startsWith('{'))
+        this.print(`  [replica ${cfg.id}] ${line}`)
     }
     createInterface({ input: child.stdout! }).on('line', logLine)
     createInterface({ input: child.stderr! }).on('line', logLine)
     child.on('message', (m: ReplicaMessage) => {
       if (m.type === 'status') this.status.set(m.id, m)
+      else if (m.type === 'membership-result') this.membershipWaiters.get(m.seq)?.(m)
       else this.events.push(m)
     })
     child.on('exit', (code, signal) => {
       if (!this.killed.has(cfg.id) && !this.cleaning) {
-        this.events.push({ type: 'event', id: cfg.id, name: 'fatal', at: Date.now(), detail: `exited (${code ?? signal})` })
+        this.events.push({
+          type: 'event',
+          id: cfg.id,
+          name: 'fatal',
+          at: Date.now(),
+          detail: `exited (${code ?? signal})`,
+        })
       }
     })
   }
@@ -331,10 +472,14 @@ export class Demo {
   }
 
   private startChecker(guestIp: string): CheckerHandle {
-    const child = spawn('ip', ['netns', 'exec', this.net!.namespace, process.execPath, '--import', 'tsx', CHECKER_MAIN, guestIp], {
-      cwd: PKG_DIR,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', this.net!.namespace, process.execPath, '--import', 'tsx', CHECKER_MAIN, guestIp],
+      {
+        cwd: PKG_DIR,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    )
     this.clients.add(child)
     child.on('exit', () => this.clients.delete(child))
     child.stderr?.on('data', (c: Buffer) => this.print(`  [checker] ${c.toString().trim()}`))
@@ -383,7 +528,9 @@ export class CheckerHandle {
   connected = false
   readonly acks: number[] = []
   closed: string | undefined
-  private verdict: ((v: Omit<CheckerVerdict, 'acksBeforeKill' | 'acksAfterKill'> | undefined) => void) | undefined
+  private verdict:
+    | ((v: Omit<CheckerVerdict, 'acksBeforeKill' | 'acksAfterKill'> | undefined) => void)
+    | undefined
 
   constructor(private readonly child: ChildProcess) {
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -396,7 +543,8 @@ export class CheckerHandle {
       if (m.type === 'connected') this.connected = true
       else if (m.type === 'ack') this.acks.push(m.at as number)
       else if (m.type === 'closed') this.closed = String(m.reason)
-      else if (m.type === 'verified') this.verdict?.(m as unknown as Omit<CheckerVerdict, 'acksBeforeKill' | 'acksAfterKill'>)
+      else if (m.type === 'verified')
+        this.verdict?.(m as unknown as Omit<CheckerVerdict, 'acksBeforeKill' | 'acksAfterKill'>)
     })
     child.on('exit', () => this.verdict?.(undefined))
   }

@@ -37,7 +37,13 @@ export interface ReplicaProcessConfig {
   readonly id: number
   readonly dataDir: string
   readonly clusterKeyHex: string
+  /** Address book: every replica that is or may become a member (a spare included). */
   readonly replicas: readonly PeerEntry[]
+  /**
+   * Membership at the first start of a fresh data dir. A spare joining a running cluster lists the
+   * current members plus itself as learner.
+   */
+  readonly bootstrap: readonly { readonly id: number; readonly role: 'voter' | 'witness' | 'learner' }[]
   readonly tickMs: number
   readonly electionTicks: number
   readonly vm?: VmSettings
@@ -52,6 +58,8 @@ export interface ReplicaStatus {
   readonly leader: number
   readonly term: number
   readonly commitIndex: number
+  /** e.g. `2:voter 3:witness 4:learner` */
+  readonly members: string
   readonly vm?: {
     readonly role: 'primary' | 'backup'
     readonly trusted: boolean
@@ -78,6 +86,23 @@ export interface ReplicaEvent {
   readonly detail?: string
 }
 
-export type ReplicaMessage = ReplicaStatus | ReplicaEvent
+export interface MembershipResult {
+  readonly type: 'membership-result'
+  readonly id: number
+  readonly seq: number
+  readonly ok: boolean
+  readonly error?: string
+}
+
+export type ReplicaMessage = ReplicaStatus | ReplicaEvent | MembershipResult
+
+/** Orchestrator → leader: a membership change (like the simulated example's /admin/membership). */
+export interface MembershipRequest {
+  readonly type: 'membership'
+  readonly seq: number
+  readonly add?: number
+  readonly remove?: number
+  readonly role?: 'learner'
+}
 
 export const CONFIG_ENV = 'PLOVER_QR_CONFIG'

@@ -14,19 +14,31 @@
 import { execFile } from 'node:child_process'
 import { mkdir } from 'node:fs/promises'
 import { promisify } from 'node:util'
-import { MemberRole, type Membership, type NodeId, type PeerAddress, Replica } from '@plover/consensus'
+import {
+  ConfChangeType,
+  MemberRole,
+  type Membership,
+  type NodeId,
+  type PeerAddress,
+  Replica,
+} from '@plover/consensus'
 import { IdleMonitor } from '@plover/idle-monitor'
 import {
+  guestKernelAppend,
   launch,
-  QemuVm,
   type QemuProcess,
+  QemuVm,
   StandbyPool,
   standbyConfig,
   type VmConfig,
-  guestKernelAppend,
 } from '@plover/qemu'
 import { ConsensusOrderedLog, LogRecordKind, PageHasher, type SyncReport, VmReplica } from '@plover/vmsync'
-import { CONFIG_ENV, type ReplicaMessage, type ReplicaProcessConfig } from './config.js'
+import {
+  CONFIG_ENV,
+  type MembershipRequest,
+  type ReplicaMessage,
+  type ReplicaProcessConfig,
+} from './config.js'
 import { FollowingCpuProbe } from './following-cpu-probe.js'
 import { jsonLogger } from './logger.js'
 import { SyncLinks } from './sync-links.js'
@@ -42,7 +54,10 @@ if (!cfg) {
   process.exit(78)
 }
 const me = cfg.replicas.find((r) => r.id === cfg.id)!
-const logger = jsonLogger({ replica: cfg.id }, { level: process.env.PLOVER_LOG_LEVEL === 'debug' ? 'debug' : 'info' })
+const logger = jsonLogger(
+  { replica: cfg.id },
+  { level: process.env.PLOVER_LOG_LEVEL === 'debug' ? 'debug' : 'info' },
+)
 const send = (m: ReplicaMessage) => {
   if (process.connected) process.send?.(m)
 }
@@ -82,12 +97,8 @@ async function main(): Promise<void> {
   await mkdir(cfg.dataDir, { recursive: true })
   const peers = new Map<NodeId, PeerAddress>()
   for (const r of cfg.replicas) if (r.id !== cfg.id) peers.set(r.id, { host: r.host, port: r.consensusPort })
-  const membership: Membership = {
-    members: cfg.replicas.map((r) => ({
-      id: r.id,
-      role: r.role === 'witness' ? MemberRole.Witness : MemberRole.Voter,
-    })),
-  }
+  const ROLE = { voter: MemberRole.Voter, witness: MemberRole.Witness, learner: MemberRole.Learner }
+  const membership: Membership = { members: cfg.bootstrap.map((b) => ({ id: b.id, role: ROLE[b.role] })) }
 
   // --- the VM first: a voter joins the election only once its guest serves redis ---
   let vm: QemuVm | undefined
@@ -118,7 +129,9 @@ async function main(): Promise<void> {
         const tap = `${vs.tapPrefix}r${cfg.id}${(tapSeq++).toString(36)}`
         await addStandbyTap(tap, vs.bridge)
         try {
-          const p = await launch(standbyConfig(base, { name: `${vs.name}-sb${seq}`, ramPath: vs.ramPath, tapIfname: tap }))
+          const p = await launch(
+            standbyConfig(base, { name: `${vs.name}-sb${seq}`, ramPath: vs.ramPath, tapIfname: tap }),
+          )
           tapOf.set(p, tap)
           return p
         } catch (err) {
@@ -171,6 +184,29 @@ async function main(): Promise<void> {
     void shutdown(1)
   })
   replica.on('leader', (leader, term) => logger.info('leader changed', { leader, term }))
+  const ROLE_NAME = ['voter', 'witness', 'learner']
+  const members = () => replica.membership.members.map((m) => `${m.id}:${ROLE_NAME[m.role]}`).join(' ')
+  // Membership changes from the orchestrator (leader only), like replicated-kv's /admin/membership.
+  process.on('message', (m: MembershipRequest) => {
+    if (m?.type !== 'membership') return
+    const id = (m.add ?? m.remove)!
+    const addr = cfg.replicas.find((r) => r.id === id)
+    const role =
+      m.role === 'learner'
+        ? MemberRole.Learner
+        : addr?.role === 'witness'
+          ? MemberRole.Witness
+          : MemberRole.Voter
+    const type = m.add !== undefined ? ConfChangeType.AddMember : ConfChangeType.RemoveMember
+    replica.proposeConfChange({ type, id, role }).then(
+      (index) => {
+        logger.info('membership changed', { ...m, index, membership: members() })
+        send({ type: 'membership-result', id: cfg.id, seq: m.seq, ok: true })
+      },
+      (err: Error) =>
+        send({ type: 'membership-result', id: cfg.id, seq: m.seq, ok: false, error: err.message }),
+    )
+  })
   logger.info('consensus replica open', { role: replica.role, term: replica.term })
 
   if (!vm || !vs || !hasher) {
@@ -183,6 +219,7 @@ async function main(): Promise<void> {
         leader: replica.leader,
         term: replica.term,
         commitIndex: replica.commitIndex,
+        members: members(),
       })
     }, 200)
     cleanups.push(async () => clearInterval(timer))
@@ -235,7 +272,8 @@ async function main(): Promise<void> {
     lastPauseMs = rep.pauseMs
     lastIdentical = rep.identicalPct
     logger.debug('sync completed', { ...rep })
-    if (rep.mode === FULL_SYNC) logger.info('full sync completed', { pauseMs: rep.pauseMs, pages: rep.unionPages })
+    if (rep.mode === FULL_SYNC)
+      logger.info('full sync completed', { pauseMs: rep.pauseMs, pages: rep.unionPages })
   })
   vr.on('sync-failed', (f) => {
     if (f.side === 'primary') failures++
@@ -294,9 +332,15 @@ async function main(): Promise<void> {
   const backupCaughtUp = () => {
     const st = replica.status()
     if (st.role !== 'leader') return false
-    const vmMembers = new Set(st.membership.members.filter((m) => m.role !== MemberRole.Witness).map((m) => m.id))
+    const vmMembers = new Set(
+      st.membership.members.filter((m) => m.role !== MemberRole.Witness).map((m) => m.id),
+    )
     return st.progress.some(
-      (p) => p.id !== cfg.id && vmMembers.has(p.id) && p.state === 'replicate' && p.match >= st.lastIndex - CAUGHT_UP_SLACK,
+      (p) =>
+        p.id !== cfg.id &&
+        vmMembers.has(p.id) &&
+        p.state === 'replicate' &&
+        p.match >= st.lastIndex - CAUGHT_UP_SLACK,
     )
   }
   monitor.on('sync-due', () => {
@@ -350,6 +394,7 @@ async function main(): Promise<void> {
       leader: replica.leader,
       term: replica.term,
       commitIndex: replica.commitIndex,
+      members: members(),
       vm: {
         role: vr.role,
         trusted: vr.trusted,
@@ -372,6 +417,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: Error) => {
+  // Stopped while the guest was still booting (SIGTERM): QEMU's exit is expected then.
+  if (closing) return
   logger.error('failed to start', { error: err, stack: err.stack })
   event('fatal', err.message)
   void shutdown(1)

@@ -10,6 +10,14 @@ export function encodeRequest(req: number, data: Uint8Array): Buffer {
   return Buffer.concat([h, data])
 }
 
+/** Just the `u32 len | u32 req` header of a request carrying `dataLength` bytes. */
+export function encodeRequestHeader(req: number, dataLength: number): Buffer {
+  const h = Buffer.allocUnsafe(8)
+  h.writeUInt32BE(dataLength + 4, 0)
+  h.writeUInt32BE(req, 4)
+  return h
+}
+
 export function encodeResponse(req: number, ok: boolean, value: number): Buffer {
   const b = Buffer.allocUnsafe(17)
   b.writeUInt32BE(13, 0)

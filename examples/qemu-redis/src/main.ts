@@ -29,6 +29,10 @@ function summary(r: DemoResult): string {
         ? `${(r.reprotect.protectedMs / 1000).toFixed(1)} s (full sync ${(r.reprotect.fullSyncMs / 1000).toFixed(1)} s after joining; voter: ${r.reprotect.voter ? 'yes' : 'no'})`
         : '—',
     ],
+    [
+      'redis-benchmark still running at the end (no connection error)',
+      r.benchmark.runningAtEnd === undefined ? '—' : r.benchmark.runningAtEnd ? 'yes' : 'NO',
+    ],
     ['redis-benchmark SET (last report)', r.benchmark.set || '—'],
     ['redis-benchmark GET (last report)', r.benchmark.get || '—'],
   ]

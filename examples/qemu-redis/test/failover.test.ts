@@ -1,7 +1,8 @@
 // The QEMU example end to end with one failover: three replica processes (two QEMU guests running
 // redis on taps on a bridge, a witness), a checker and redis-benchmark in the client namespace,
 // kill -9 of the primary's QEMU and replica process. Asserts the backup took over, the checker's
-// TCP connection survived, and every acknowledged SET is readable afterwards.
+// TCP connection survived, a spare replica re-protected the new primary (learner → full sync →
+// voter), and every acknowledged SET is readable afterwards.
 //
 // Skipped unless root + QEMU + guest image; FAILS instead under PLOVER_REQUIRE_QEMU=1.
 import t from 'tap'
@@ -24,6 +25,8 @@ t.test(
       loadBeforeKillS: 12,
       loadAfterTakeoverS: 6,
       benchClients: 2,
+      // Bounded: every wait fails once 4.5 minutes are spent, and cleanup still runs.
+      deadlineMs: 270_000,
       print: (l) => lines.push(l),
     })
     t.teardown(() => demo.cleanup())
@@ -45,6 +48,13 @@ t.test(
     )
     t.comment(
       `takeover: elected ${r.electedMs} ms, primary ${r.promotedMs} ms, client outage ${r.clientOutageMs} ms`,
+    )
+    t.ok(r.reprotect, 'the spare joined as the new backup and the primary is protected again')
+    t.ok(r.reprotect?.voter, 'the spare became a voter after its full sync')
+    t.comment(`re-protection: ${JSON.stringify(r.reprotect)}`)
+    t.ok(
+      r.benchmark.runningAtEnd,
+      'both redis-benchmark runs were still running after the failover (no connection error)',
     )
     const c = r.checker
     t.ok(c, 'the checker reported')

@@ -34,6 +34,8 @@ export interface DemoOptions {
   readonly loadAfterTakeoverS?: number
   /** redis-benchmark clients per test (one SET and one GET benchmark run side by side). */
   readonly benchClients?: number
+  /** Whole-run budget: every wait fails (and cleanup runs) once it is spent. Default 15 min. */
+  readonly deadlineMs?: number
   /** Start the spare (replica 4) as the new backup after the failover (default true). */
   readonly reprotect?: boolean
   /** Skip the kill (no failover): for debugging the replicated setup. */
@@ -54,7 +56,7 @@ export interface DemoResult {
   readonly promotedMs: number | undefined
   readonly clientOutageMs: number | undefined
   readonly checker: CheckerVerdict | undefined
-  readonly benchmark: { set: string; get: string }
+  readonly benchmark: { set: string; get: string; runningAtEnd?: boolean }
   readonly newPrimaryStatus: ReplicaStatus | undefined
   /** Re-protection by the spare (replica 4): ms from the kill until outputs were protected again. */
   readonly reprotect:
@@ -110,6 +112,7 @@ export class Demo {
   }
 
   async run(): Promise<DemoResult> {
+    this.deadline = Date.now() + (this.o.deadlineMs ?? 900_000)
     try {
       return await this.steps()
     } finally {
@@ -117,8 +120,12 @@ export class Demo {
     }
   }
 
+  private deadline = Number.POSITIVE_INFINITY
+
   private check(): void {
     if (this.aborted) throw this.aborted
+    if (Date.now() > this.deadline)
+      throw new Error(`run exceeded its ${this.o.deadlineMs ?? 900_000} ms budget`)
     for (const e of this.events)
       if (e.name === 'fatal' && !this.killed.has(e.id)) throw new Error(`replica ${e.id}: ${e.detail}`)
   }
@@ -126,7 +133,7 @@ export class Demo {
   private readonly killed = new Set<number>()
 
   private async waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined | false): Promise<T> {
-    const until = Date.now() + timeoutMs
+    const until = Math.min(Date.now() + timeoutMs, this.deadline)
     for (;;) {
       this.check()
       const v = probe()
@@ -326,9 +333,11 @@ export class Demo {
       this.check()
       if (s % 4 === 3) p(`  ${this.line(backupId, checker)}`)
     }
+    // redis-benchmark exits on a connection error: still running = its connections survived too.
+    const benchRunning = [setBench, getBench].every((c) => c.exitCode === null && c.signalCode === null)
     for (const c of [setBench, getBench]) c.kill('SIGKILL')
     p('• verify: every acknowledged SET read back over the checker’s original connection')
-    const verdict = await checker.verify()
+    const verdict = await checker.verify(Math.max(10_000, Math.min(180_000, this.deadline - Date.now())))
     const acksAfterKill = checker.acks.filter((a) => a > tKill).length
     return {
       primaryId: primary.id,
@@ -340,7 +349,7 @@ export class Demo {
       promotedMs: promoted - tKill,
       clientOutageMs: firstAck ? firstAck - checker.lastAckBefore(tKill) : undefined,
       checker: verdict && { ...verdict, acksBeforeKill, acksAfterKill },
-      benchmark: benchOut,
+      benchmark: { ...benchOut, runningAtEnd: benchRunning },
       newPrimaryStatus: this.status.get(backupId),
       failedOver: true,
       reprotect,
@@ -408,6 +417,9 @@ export class Demo {
       try {
         await this.membership(leaderId, { add: spare })
         voter = true
+        await this.waitFor('the status to show the new membership', 10_000, () =>
+          this.status.get(leaderId)?.members.includes(`${spare}:voter`),
+        ).catch(() => {})
         p(`  spare ${spare} is now a voter: members ${this.status.get(leaderId)?.members ?? '?'}`)
       } catch (err) {
         notDone.push(`spare did not become a voter: ${(err as Error).message}`)
@@ -440,6 +452,8 @@ export class Demo {
     this.children.set(cfg.id, child)
     const logLine = (line: string) => {
       if (this.o.replicaLog) this.o.replicaLog(cfg.id, line)
+      else if (this.cleaning)
+        return // shutdown noise (links closing as replicas stop)
       else if (/"level":"(warn|error)"/.test(line) || !line.startsWith('{'))
         this.print(`  [replica ${cfg.id}] ${line}`)
     }

@@ -5,6 +5,7 @@ export * from './input/input-delivery.js'
 export * from './link/errors.js'
 export * from './link/link.js'
 export * from './link/memory-link.js'
+export { SyncLinks, type SyncLinksLogger, type SyncLinksOptions } from './link/sync-links.js'
 export {
   type ConnectOptions,
   connectSyncLink,

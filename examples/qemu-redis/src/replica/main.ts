@@ -32,7 +32,15 @@ import {
   standbyConfig,
   type VmConfig,
 } from '@plover/qemu'
-import { ConsensusOrderedLog, LogRecordKind, PageHasher, type SyncReport, VmReplica } from '@plover/vmsync'
+import {
+  ConsensusOrderedLog,
+  LogRecordKind,
+  PageHasher,
+  SyncLinks,
+  SyncMode,
+  type SyncReport,
+  VmReplica,
+} from '@plover/vmsync'
 import {
   CONFIG_ENV,
   type MembershipRequest,
@@ -41,12 +49,9 @@ import {
 } from './config.js'
 import { FollowingCpuProbe } from './following-cpu-probe.js'
 import { jsonLogger } from './logger.js'
-import { SyncLinks } from './sync-links.js'
 
 const run = promisify(execFile)
 const CAUGHT_UP_SLACK = 1024
-/** vmsync's SyncMode.Full (the enum is not exported by @plover/vmsync's index). */
-const FULL_SYNC = 2
 
 const cfg = JSON.parse(process.env[CONFIG_ENV] ?? 'null') as ReplicaProcessConfig | null
 if (!cfg) {
@@ -268,11 +273,11 @@ async function main(): Promise<void> {
   vr.on('sync-completed', (rep: SyncReport) => {
     if (rep.side !== 'primary') return
     syncs++
-    if (rep.mode === FULL_SYNC) fullSyncs++
+    if (rep.mode === SyncMode.Full) fullSyncs++
     lastPauseMs = rep.pauseMs
     lastIdentical = rep.identicalPct
     logger.debug('sync completed', { ...rep })
-    if (rep.mode === FULL_SYNC)
+    if (rep.mode === SyncMode.Full)
       logger.info('full sync completed', { pauseMs: rep.pauseMs, pages: rep.unionPages })
   })
   vr.on('sync-failed', (f) => {

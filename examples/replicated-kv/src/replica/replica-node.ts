@@ -10,7 +10,7 @@ import {
   type PeerAddress,
   Replica,
 } from '@plover/consensus'
-import { ConsensusOrderedLog } from '@plover/vmsync'
+import { ConsensusOrderedLog, SyncLinks } from '@plover/vmsync'
 import type { NotLeaderInfo } from '../client/wire.js'
 import { ConfigError } from '../config/config-error.js'
 import { type ReplicaConfig, self } from '../config/replica-config.js'
@@ -19,7 +19,6 @@ import { ClientServer } from './client-server.js'
 import { HttpServer } from './http-server.js'
 import { PrimacyGate } from './primacy.js'
 import { formatSamples, type Sample } from './prom-text.js'
-import { SyncLinks } from './sync-links.js'
 import { VmStack } from './vm-stack.js'
 
 const ROLE: Record<string, MemberRole> = {

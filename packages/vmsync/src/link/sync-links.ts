@@ -2,14 +2,19 @@
 // dials the current leader's sync port and keeps redialling while that leader lasts. The leader
 // accepts (authenticated by the cluster key) and hands the link to its primary side; a replica
 // that is not the leader refuses incoming links.
-import { connectSyncLink, SyncLinkServer, type TcpSyncLink } from '@plover/vmsync'
-import type { Logger } from '../runtime/logger.js'
+import { connectSyncLink, SyncLinkServer, type TcpSyncLink } from './tcp-link.js'
+
+/** The two lines SyncLinks writes; any structured logger fits. */
+export interface SyncLinksLogger {
+  info(msg: string, fields?: Record<string, unknown>): void
+  warn(msg: string, fields?: Record<string, unknown>): void
+}
 
 export interface SyncLinksOptions {
   readonly host: string
   readonly port: number
   readonly psk: Uint8Array
-  readonly logger: Logger
+  readonly logger: SyncLinksLogger
   readonly isLeader: () => boolean
   /** This replica's VM is primary (its log leads and the primacy gate let it serve). */
   readonly accepting: () => boolean

@@ -96,7 +96,6 @@ class PloverClient {
       // Coalesce every request issued in this turn into one socket write (as the replica
       // batches its responses, and as etcd's gRPC/HTTP2 client does): one syscall per turn
       // instead of one per request, on both ends of the connection.
-      if (process.env.TMP_OLD_GEN) { this.socket.write(Buffer.concat([encodeRequestHeader(req, data.length), data])); return }
       this.out.push(encodeRequestHeader(req, data.length), data)
       this.outBytes += 8 + data.length
       if (!this.flushScheduled) {

@@ -31,6 +31,11 @@ export interface SyncTuning {
   readonly minIntervalMs: number
   readonly maxHeldAgeMs: number
   readonly periodMs: number
+  /**
+   * Benchmarks: sync every `fixedIntervalMs` instead of when the idle monitor says so (same
+   * preconditions: a caught-up backup, one sync at a time). Unset: the idle monitor (default).
+   */
+  readonly fixedIntervalMs?: number
 }
 
 export interface ReplicaProcessConfig {
@@ -48,6 +53,10 @@ export interface ReplicaProcessConfig {
   readonly electionTicks: number
   readonly vm?: VmSettings
   readonly sync: SyncTuning
+  /** vmsync mode: 'vsmr' (default: divergent pages only) or 'remus' (every dirty page). */
+  readonly syncMode?: 'vsmr' | 'remus'
+  /** Benchmarks: send a `sync-report` message per sync this replica completes as primary. */
+  readonly reportSyncs?: boolean
 }
 
 export interface ReplicaStatus {
@@ -75,7 +84,29 @@ export interface ReplicaStatus {
     readonly releasedFrames: number
     readonly discardedOwnTapFrames: number
     readonly heldFrames: number
+    /** Bytes of the input frames this replica put into the log as primary. */
+    readonly inputBytes?: number
   }
+}
+
+/** Per sync completed as primary (only with `reportSyncs`): vmsync's SyncReport fields. */
+export interface ReplicaSyncReport {
+  readonly type: 'sync-report'
+  readonly id: number
+  readonly at: number
+  readonly mode: string
+  readonly dirtyPages: number
+  readonly peerDirtyPages: number
+  readonly unionPages: number
+  readonly identicalPages: number
+  readonly identicalPct: number
+  readonly divergentPages: number
+  readonly bytesSent: number
+  readonly bytesReceived: number
+  readonly deviceStateBytes: number
+  readonly pauseMs: number
+  readonly totalMs: number
+  readonly hashMs: number
 }
 
 export interface ReplicaEvent {
@@ -94,7 +125,7 @@ export interface MembershipResult {
   readonly error?: string
 }
 
-export type ReplicaMessage = ReplicaStatus | ReplicaEvent | MembershipResult
+export type ReplicaMessage = ReplicaStatus | ReplicaEvent | MembershipResult | ReplicaSyncReport
 
 /** Orchestrator → leader: a membership change (like the simulated example's /admin/membership). */
 export interface MembershipRequest {

@@ -244,6 +244,7 @@ async function main(): Promise<void> {
     hasher,
     role: 'backup',
     needFull: true,
+    ...(cfg.syncMode ? { mode: cfg.syncMode } : {}),
     quietMaxMs: 50,
     // TCG guests on a loaded 2-core host: a full sync of the RAM file takes seconds.
     peerTimeoutMs: 60_000,
@@ -251,6 +252,7 @@ async function main(): Promise<void> {
   })
   cleanups.push(() => vr.close())
   let inputFrames = 0
+  let inputBytes = 0
   let released = 0
   let ignored = 0
   let syncs = 0
@@ -262,6 +264,7 @@ async function main(): Promise<void> {
     // Only the primary's tap feeds the log; a backup's tap sees the bridge's floods: ignored.
     if (vr.role === 'primary' && log.isLeader) {
       inputFrames++
+      inputBytes += f.length
       vr.pushInput(f)
     } else ignored++
   })
@@ -276,6 +279,25 @@ async function main(): Promise<void> {
     if (rep.mode === SyncMode.Full) fullSyncs++
     lastPauseMs = rep.pauseMs
     lastIdentical = rep.identicalPct
+    if (cfg.reportSyncs)
+      send({
+        type: 'sync-report',
+        id: cfg.id,
+        at: Date.now(),
+        mode: SyncMode[rep.mode] ?? String(rep.mode),
+        dirtyPages: rep.dirtyPages,
+        peerDirtyPages: rep.peerDirtyPages,
+        unionPages: rep.unionPages,
+        identicalPages: rep.identicalPages,
+        identicalPct: rep.identicalPct,
+        divergentPages: rep.divergentPages,
+        bytesSent: rep.bytesSent,
+        bytesReceived: rep.bytesReceived,
+        deviceStateBytes: rep.deviceStateBytes,
+        pauseMs: rep.pauseMs,
+        totalMs: rep.totalMs,
+        hashMs: rep.hashMs,
+      })
     logger.debug('sync completed', { ...rep })
     if (rep.mode === SyncMode.Full)
       logger.info('full sync completed', { pauseMs: rep.pauseMs, pages: rep.unionPages })
@@ -348,7 +370,7 @@ async function main(): Promise<void> {
         p.match >= st.lastIndex - CAUGHT_UP_SLACK,
     )
   }
-  monitor.on('sync-due', () => {
+  const syncDue = () => {
     if (syncing || !(vr.primary?.hasBackup && backupCaughtUp())) {
       monitor.syncCompleted()
       return
@@ -356,7 +378,8 @@ async function main(): Promise<void> {
     syncing = true
     monitor.syncStarted()
     vr.requestSync().catch(() => syncOver())
-  })
+  }
+  monitor.on('sync-due', syncDue)
   const syncOver = () => {
     if (!syncing) return
     syncing = false
@@ -365,7 +388,12 @@ async function main(): Promise<void> {
   vr.on('sync-completed', (r) => r.side === 'primary' && syncOver())
   vr.on('sync-failed', (f) => f.side === 'primary' && syncOver())
   vr.on('sync-skipped', syncOver)
-  monitor.start()
+  const fixedMs = cfg.sync.fixedIntervalMs
+  if (fixedMs) {
+    // Benchmarks: a fixed sync interval instead of the idle monitor's verdicts.
+    const fixed = setInterval(syncDue, fixedMs)
+    cleanups.push(async () => clearInterval(fixed))
+  } else monitor.start()
 
   // --- leadership = primary ---
   const onLeadership = (isLeader: boolean) => {
@@ -415,6 +443,7 @@ async function main(): Promise<void> {
         releasedFrames: released,
         discardedOwnTapFrames: ignored,
         heldFrames: g.heldFrames,
+        inputBytes,
       },
     })
   }, 200)

@@ -27,11 +27,12 @@ export interface WalOptions {
   /** Largest record accepted when reading. Default 64 MiB + 64 KiB. */
   readonly maxRecordBytes?: number
   /**
-   * 'threadpool' (default): write + fdatasync on libuv's thread pool; batches queued while an
-   * fsync is in flight share the next one. 'inline': write + fdatasync on the calling thread,
-   * deferred with setImmediate so everything queued in the same turn shares one fsync. Inline
-   * blocks the event loop for the fsync (~0.2–1 ms on SSD) but saves two thread hand-offs per
-   * fsync, which dominate commit latency when many processes share few cores.
+   * Both modes write a batch with one synchronous `writev` (a copy into the page cache) on the
+   * event loop. 'threadpool' (default): the fdatasync runs on libuv's thread pool; batches
+   * queued while an fsync is in flight share the next one. 'inline': fdatasync on the calling
+   * thread too, deferred with setImmediate so everything queued in the same turn shares one
+   * fsync. Inline blocks the event loop for the fsync (~0.2–1 ms on SSD) but saves the thread
+   * hand-off per fsync.
    */
   readonly io?: 'threadpool' | 'inline'
   readonly limits?: DecodeLimits
@@ -276,9 +277,7 @@ export class Wal {
       // so it is done on the event loop in both modes: a thread-pool round trip for it cost
       // more (two thread hand-offs and wake-ups per batch on a loaded machine) than the copy.
       // Only the fdatasync, which waits for the device, goes to the pool in 'threadpool' mode.
-      let off = 0
-      if (process.env.TMP_OLD_WAL && this.io !== 'inline') { await writeFully(this.fh, bufs, total, this.size); off = total }
-      else off = writevSync(this.fh.fd, bufs, this.size)
+      let off = writevSync(this.fh.fd, bufs, this.size)
       if (off < total) {
         const all = Buffer.concat(bufs)
         while (off < total) {

@@ -3,14 +3,7 @@
 //   response = u32 len | u32 req | u8 ok | f64 index-or-leader-hint
 import { FrameDecoder, frameHeader } from '@plover/consensus'
 
-export function encodeRequest(req: number, data: Uint8Array): Buffer {
-  const h = Buffer.allocUnsafe(8)
-  h.writeUInt32BE(data.length + 4, 0)
-  h.writeUInt32BE(req, 4)
-  return Buffer.concat([h, data])
-}
-
-/** Just the `u32 len | u32 req` header of a request carrying `dataLength` bytes. */
+/** The `u32 len | u32 req` header of a request; the client writes the data after it. */
 export function encodeRequestHeader(req: number, dataLength: number): Buffer {
   const h = Buffer.allocUnsafe(8)
   h.writeUInt32BE(dataLength + 4, 0)

@@ -27,12 +27,11 @@ export interface WalOptions {
   /** Largest record accepted when reading. Default 64 MiB + 64 KiB. */
   readonly maxRecordBytes?: number
   /**
-   * Both modes write a batch with one synchronous `writev` (a copy into the page cache) on the
-   * event loop. 'threadpool' (default): the fdatasync runs on libuv's thread pool; batches
-   * queued while an fsync is in flight share the next one. 'inline': fdatasync on the calling
-   * thread too, deferred with setImmediate so everything queued in the same turn shares one
-   * fsync. Inline blocks the event loop for the fsync (~0.2–1 ms on SSD) but saves the thread
-   * hand-off per fsync.
+   * 'threadpool' (default): write + fdatasync on libuv's thread pool; batches queued while an
+   * fsync is in flight share the next one. 'inline': write + fdatasync on the calling thread,
+   * deferred with setImmediate so everything queued in the same turn shares one fsync. Inline
+   * blocks the event loop for the fsync (~0.2–1 ms on SSD) but saves two thread hand-offs per
+   * fsync, which dominate commit latency when many processes share few cores.
    */
   readonly io?: 'threadpool' | 'inline'
   readonly limits?: DecodeLimits
@@ -273,22 +272,20 @@ export class Wal {
     const needSync = batch.some((p) => p.sync)
     if (total > 0) {
       if (this.size >= this.segmentBytes) await this.rotate()
-      // The write itself only copies into the page cache (tens of µs even for a large batch),
-      // so it is done on the event loop in both modes: a thread-pool round trip for it cost
-      // more (two thread hand-offs and wake-ups per batch on a loaded machine) than the copy.
-      // Only the fdatasync, which waits for the device, goes to the pool in 'threadpool' mode.
-      let off = writevSync(this.fh.fd, bufs, this.size)
-      if (off < total) {
-        const all = Buffer.concat(bufs)
-        while (off < total) {
-          const n = writeSync(this.fh.fd, all, off, total - off, this.size + off)
-          if (n === 0) throw new Error('write made no progress')
-          off += n
+      if (this.io === 'inline') {
+        let off = writevSync(this.fh.fd, bufs, this.size)
+        if (off < total) {
+          const all = Buffer.concat(bufs)
+          while (off < total) {
+            const n = writeSync(this.fh.fd, all, off, total - off, this.size + off)
+            if (n === 0) throw new Error('write made no progress')
+            off += n
+          }
         }
-      }
-      if (needSync) {
-        if (this.io === 'inline') fdatasyncSync(this.fh.fd)
-        else await this.fh.datasync()
+        if (needSync) fdatasyncSync(this.fh.fd)
+      } else {
+        await writeFully(this.fh, bufs, total, this.size)
+        if (needSync) await this.fh.datasync()
       }
       this.size += total
     }

@@ -5,7 +5,8 @@ import { GUEST_MODULES, GUEST_REDIS_CONF, guestInitScript } from './init-script.
 
 /** Bump when the builder's output changes for the same packages (invalidates every cached image). */
 // 2: redis.conf enables DEBUG (DEBUG DIGEST).
-export const GUEST_BUILDER_VERSION = 2
+// 3: init applies plover.sysctl.K=V and plover.redis.N=V from the kernel command line.
+export const GUEST_BUILDER_VERSION = 3
 
 /** A host file copied into the initramfs. */
 export interface GuestFile {

@@ -38,6 +38,8 @@ enable-debug-command yes
  * The guest's /init (busybox sh). Reads its network settings from the kernel command line:
  *   plover.ip=A.B.C.D/NN   static address of eth0 (absent: eth0 is brought up without an address)
  *   plover.gw=A.B.C.D      default gateway (optional)
+ *   plover.sysctl.K=V      \`sysctl -w K=V\` before redis starts (e.g. plover.sysctl.net.ipv4.tcp_timestamps=0)
+ *   plover.redis.N=V       passed to redis-server as \`--N V\` (e.g. plover.redis.hz=1)
  * WHY a shell script and no init system: boot time under TCG is dominated by what runs, and this
  * is the least that gives a reachable redis.
  */
@@ -55,11 +57,13 @@ for m in ${modules}; do
   insmod /lib/modules/plover/$m.ko || echo "plover-init: insmod $m failed"
 done
 ip link set lo up
-ip=""; gw=""
+ip=""; gw=""; redis_args=""
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     plover.ip=*) ip="\${arg#plover.ip=}" ;;
     plover.gw=*) gw="\${arg#plover.gw=}" ;;
+    plover.sysctl.*=*) kv="\${arg#plover.sysctl.}"; sysctl -w "$kv" >/dev/null || echo "plover-init: sysctl $kv failed" ;;
+    plover.redis.*=*) kv="\${arg#plover.redis.}"; redis_args="$redis_args --\${kv%%=*} \${kv#*=}" ;;
   esac
 done
 if ip link show eth0 >/dev/null 2>&1; then
@@ -69,7 +73,7 @@ if ip link show eth0 >/dev/null 2>&1; then
 else
   echo "plover-init: no eth0"
 fi
-/usr/bin/redis-server /etc/redis.conf &
+/usr/bin/redis-server /etc/redis.conf $redis_args &
 redis_pid=$!
 while ! printf 'PING\\r\\n' | timeout 2 nc 127.0.0.1 ${GUEST_REDIS_PORT} 2>/dev/null | grep -q PONG; do
   if ! kill -0 $redis_pid 2>/dev/null; then break; fi

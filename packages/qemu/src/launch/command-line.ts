@@ -77,7 +77,12 @@ function nicArgs(config: VmConfig, paths: VmPaths): string[] {
       .join('')
     args.push('-netdev', `user,id=${NETDEV_ID}${fwd}`)
   }
-  args.push('-device', `virtio-net-pci,netdev=${NETDEV_ID},mac=${nic.mac ?? DEFAULT_GUEST_MAC},id=nic0`)
+  // WHY guest_announce=off by default: see NicConfig.guestAnnounce (backup divergence per sync).
+  const announce = nic.guestAnnounce ? '' : ',guest_announce=off'
+  args.push(
+    '-device',
+    `virtio-net-pci,netdev=${NETDEV_ID},mac=${nic.mac ?? DEFAULT_GUEST_MAC},id=nic0${announce}`,
+  )
   if (paths.redirectors) {
     const specs = Object.values(paths.redirectors)
     // WHY two loops: every chardev must exist before the first filter that names it.

@@ -18,6 +18,15 @@ export type NicConfig =
        * `vnet_hdr=off`, so redirector frames are plain Ethernet.
        */
       readonly vnetHdr?: boolean
+      /**
+       * virtio-net's guest announce (VIRTIO_NET_F_GUEST_ANNOUNCE). Default false
+       * (`guest_announce=off`): after every incoming migration QEMU would otherwise interrupt the
+       * guest five times over ~1.3 s to send gratuitous ARP, IPv6 NA and MLD reports itself — work
+       * only a freshly loaded backup does, which made its memory diverge from the primary's every
+       * sync (docs/divergence.md). QEMU's own RARP announce is unaffected. Guest-visible: a primary
+       * and its standbys must agree (standbyConfig copies it).
+       */
+      readonly guestAnnounce?: boolean
     }
   | {
       /** QEMU user networking: quick tests only (client TCP state lives in this QEMU; backlog 1). */
@@ -26,6 +35,8 @@ export type NicConfig =
       readonly hostForwards?: readonly { readonly hostPort: number; readonly guestPort: number }[]
       readonly redirectors?: boolean
       readonly vnetHdr?: boolean
+      /** See the tap variant. Default false. */
+      readonly guestAnnounce?: boolean
     }
   | { readonly kind: 'none' }
 

@@ -3,8 +3,14 @@
 // identical-page %, bytes per sync and throughput. Anchor: the same workload unreplicated.
 //
 //   cd bench && node --import tsx src/idle-sync/main.ts [--seconds 5] [--clients 8] [--pages 16384]
+//                                                      [--qemu [--qemu-seconds 30]]
+// --qemu adds the QEMU redis rows (qemu-rows.ts; root, ~1 min per row) and writes
+// results/idle-sync-qemu.json.
 //
 // Needs @plover/idle-monitor and @plover/vmsync built (their dist/ is what is imported).
+import { writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { type IdleBaseline, IdleMonitor, outputSourceFromGuard } from '@plover/idle-monitor'
 import { SimulatedVm } from '@plover/vmsync'
@@ -23,6 +29,8 @@ const { values } = parseArgs({
     'calibrate-ms': { type: 'string', default: '1000' },
     'hasher-threads': { type: 'string', default: '2' },
     seed: { type: 'string', default: '7' },
+    qemu: { type: 'boolean', default: false },
+    'qemu-seconds': { type: 'string', default: '30' },
   },
 })
 const SECONDS = Number(values.seconds)
@@ -86,7 +94,16 @@ for (const policy of ['idle', 'idle-min25', 'fixed-25ms', 'fixed-100ms'] as cons
   rows.push(summarize('SimulatedVm', policy, syncs, r, { ...driver.reasons }, driver.failures.length))
 }
 
-rows.push(...(await qemuRows()))
+const qemu = await qemuRows({ run: values.qemu, seconds: Number(values['qemu-seconds']) })
+rows.push(...qemu.rows)
+if (values.qemu) {
+  const file = fileURLToPath(new URL('../../results/idle-sync-qemu.json', import.meta.url))
+  writeFileSync(
+    file,
+    `${JSON.stringify({ bench: 'idle-sync-qemu', date: new Date().toISOString(), loadavg: loadavg(), rows: qemu.rows, outcomes: qemu.outcomes }, null, 2)}\n`,
+  )
+  console.log(`wrote ${file}`)
+}
 
 console.log(`idle-sync: ${SECONDS} s per row, ${load.clients} closed-loop clients, ${PAGES} pages of 4 KiB`)
 printTable(rows)

@@ -9,7 +9,15 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { ensureGuestImage, findGuestImage, TestNetwork } from '@plover/qemu'
+import {
+  ensureGuestImage,
+  FrameChannel,
+  findGuestImage,
+  guestKernelAppend,
+  launch,
+  type QemuProcess,
+  TestNetwork,
+} from '@plover/qemu'
 import {
   CONFIG_ENV,
   type MembershipRequest,
@@ -17,6 +25,7 @@ import {
   type ReplicaMessage,
   type ReplicaProcessConfig,
   type ReplicaStatus,
+  type ReplicaSyncReport,
 } from '../replica/config.js'
 import { unavailableReason } from './environment.js'
 
@@ -41,6 +50,20 @@ export interface DemoOptions {
   /** Skip the kill (no failover): for debugging the replicated setup. */
   readonly noFailover?: boolean
   readonly print?: (line: string) => void
+  // --- benchmark options (defaults keep the example's behaviour) ---
+  /** vmsync mode of both voters (default 'vsmr'). */
+  readonly syncMode?: 'vsmr' | 'remus'
+  /** Sync every N ms instead of when the idle monitor says so (default: idle monitor). */
+  readonly fixedSyncIntervalMs?: number
+  /** Run the checker (default true). Benchmarks turn it off: its one-at-a-time SETs are extra load. */
+  readonly checker?: boolean
+  /**
+   * redis-benchmark in CSV mode with this many requests per loop iteration (one CSV row each, with
+   * rps and latency percentiles) instead of the quiet endless mode. Rows land in `load`.
+   */
+  readonly benchIterationRequests?: number
+  /** Per sync the primary completes (replicas then send their SyncReports over IPC). */
+  readonly onSyncReport?: (r: ReplicaSyncReport) => void
   /** Replica processes' log lines (JSON); default: dropped except warnings/errors. */
   readonly replicaLog?: (id: number, line: string) => void
 }
@@ -64,6 +87,48 @@ export interface DemoResult {
     | undefined
   readonly failedOver: boolean
   readonly notDone: string[]
+  /** The client load (before the kill): redis-benchmark CSV rows and the primary's status. */
+  readonly load?: LoadResult
+}
+
+/** One redis-benchmark CSV row (one loop iteration of `benchIterationRequests` requests). */
+export interface BenchRow {
+  readonly test: 'SET' | 'GET'
+  /** When the row arrived (ms since the epoch). */
+  readonly at: number
+  readonly rps: number
+  readonly avgMs: number
+  readonly p50Ms: number
+  readonly p95Ms: number
+  readonly p99Ms: number
+  readonly maxMs: number
+}
+
+export interface LoadResult {
+  readonly startedAt: number
+  readonly endedAt: number
+  readonly iterationRequests: number
+  readonly clientsPerTest: number
+  readonly rows: readonly BenchRow[]
+  /**
+   * The guest's own count of SET and GET calls (INFO commandstats) at the start and end of the
+   * load, and when each answer arrived: served requests independent of benchmark iterations.
+   */
+  readonly served?: { readonly start: RedisCounts; readonly end: RedisCounts }
+  /** The primary's status when the load started and ended (replicated runs). */
+  readonly primaryAtStart?: ReplicaStatus
+  readonly primaryAtEnd?: ReplicaStatus
+}
+
+export interface RedisCounts {
+  readonly at: number
+  readonly set: number
+  readonly get: number
+}
+
+export interface UnreplicatedOptions {
+  /** 'direct': QEMU on its tap, no Node in the path; 'relay': every frame through Node's redirectors. */
+  readonly path: 'direct' | 'relay'
 }
 
 export interface CheckerVerdict {
@@ -194,7 +259,15 @@ export class Demo {
         tickMs: 20,
         // 2 s election timeout (×1–2 randomised): TCG guests and hashing load the 2 cores.
         electionTicks: 100,
-        sync: { maxIntervalMs: 1000, minIntervalMs: 50, maxHeldAgeMs: 100, periodMs: 20 },
+        sync: {
+          maxIntervalMs: 1000,
+          minIntervalMs: 50,
+          maxHeldAgeMs: 100,
+          periodMs: 20,
+          ...(this.o.fixedSyncIntervalMs ? { fixedIntervalMs: this.o.fixedSyncIntervalMs } : {}),
+        },
+        ...(this.o.syncMode ? { syncMode: this.o.syncMode } : {}),
+        ...(this.o.onSyncReport ? { reportSyncs: true } : {}),
         ...(tap
           ? {
               vm: {
@@ -241,42 +314,41 @@ export class Demo {
     p(`  backup ${backupId} synced in full (${(fullSyncMs / 1000).toFixed(1)} s); outputs are protected`)
 
     // --- client load ---
-    p('• client namespace: checker (one TCP connection) + redis-benchmark SET and GET side by side')
-    const checker = this.startChecker(guestIp)
-    await this.waitFor('the checker to connect', 120_000, () => checker.connected)
-    const benchClients = String(this.o.benchClients ?? 4)
-    const benchArgs = [
-      '-h',
-      guestIp,
-      '-c',
-      benchClients,
-      '-n',
-      '100000000',
-      '-r',
-      '10000',
-      '-d',
-      '64',
-      '-l',
-      '-q',
-    ]
-    const setBench = this.startClient('redis-benchmark', [...benchArgs, '-t', 'set'])
-    const getBench = this.startClient('redis-benchmark', [...benchArgs, '-t', 'get'])
-    const benchOut = { set: '', get: '' }
-    setBench.stdout?.on('data', (c: Buffer) => (benchOut.set = lastRate(benchOut.set + c.toString())))
-    getBench.stdout?.on('data', (c: Buffer) => (benchOut.get = lastRate(benchOut.get + c.toString())))
+    const useChecker = this.o.checker !== false
+    p(
+      useChecker
+        ? '• client namespace: checker (one TCP connection) + redis-benchmark SET and GET side by side'
+        : '• client namespace: redis-benchmark SET and GET side by side',
+    )
+    const checker = useChecker ? this.startChecker(guestIp) : undefined
+    if (checker) await this.waitFor('the checker to connect', 120_000, () => checker.connected)
+    const primaryAtStart = this.status.get(primary.id)
+    const countsAtStart = this.o.benchIterationRequests ? await this.redisCounts(guestIp) : undefined
+    const bench = this.startBenchmarks(guestIp)
+    const benchOut = bench.out
     const loadS = this.o.loadBeforeKillS ?? 20
     for (let s = 0; s < loadS; s++) {
       await sleep(1000)
       this.check()
       if (s % 5 === 4) p(`  ${this.line(primary.id, checker)}`)
     }
+    const benchResult = bench.result()
+    const primaryAtEnd = this.status.get(primary.id)
+    const countsAtEnd = countsAtStart ? await this.redisCounts(guestIp) : undefined
+    const load: LoadResult = {
+      ...benchResult,
+      ...(countsAtStart && countsAtEnd ? { served: { start: countsAtStart, end: countsAtEnd } } : {}),
+      primaryAtStart,
+      primaryAtEnd,
+    }
     const before = this.status.get(primary.id)!
     const syncsBeforeKill = before.vm?.syncs ?? 0
     const backupReleasedBeforeKill = this.status.get(backupId)?.vm?.releasedFrames ?? -1
-    const acksBeforeKill = checker.acks.length
-    if (this.o.noFailover) {
+    const acksBeforeKill = checker?.acks.length ?? 0
+    if (this.o.noFailover || !checker) {
       notDone.push('failover skipped (noFailover)')
-      const verdict = await checker.verify()
+      for (const c of bench.procs) c.kill('SIGKILL')
+      const verdict = await checker?.verify()
       return {
         primaryId: primary.id,
         backupId,
@@ -292,6 +364,7 @@ export class Demo {
         reprotect: undefined,
         failedOver: false,
         notDone,
+        load,
       }
     }
 
@@ -334,8 +407,8 @@ export class Demo {
       if (s % 4 === 3) p(`  ${this.line(backupId, checker)}`)
     }
     // redis-benchmark exits on a connection error: still running = its connections survived too.
-    const benchRunning = [setBench, getBench].every((c) => c.exitCode === null && c.signalCode === null)
-    for (const c of [setBench, getBench]) c.kill('SIGKILL')
+    const benchRunning = bench.procs.every((c) => c.exitCode === null && c.signalCode === null)
+    for (const c of bench.procs) c.kill('SIGKILL')
     p('• verify: every acknowledged SET read back over the checker’s original connection')
     const verdict = await checker.verify(Math.max(10_000, Math.min(180_000, this.deadline - Date.now())))
     const acksAfterKill = checker.acks.filter((a) => a > tKill).length
@@ -354,6 +427,125 @@ export class Demo {
       failedOver: true,
       reprotect,
       notDone,
+      load,
+    }
+  }
+
+  /** redis-benchmark SET and GET side by side in the client namespace (quiet, or CSV rows). */
+  private startBenchmarks(guestIp: string): {
+    out: { set: string; get: string }
+    procs: ChildProcess[]
+    result: () => Omit<LoadResult, 'primaryAtStart' | 'primaryAtEnd'>
+  } {
+    const clients = this.o.benchClients ?? 4
+    const iter = this.o.benchIterationRequests
+    const benchArgs = ['-h', guestIp, '-c', String(clients), '-n', String(iter ?? 100000000), '-r', '10000']
+    benchArgs.push('-d', '64', '-l', ...(iter ? ['--csv'] : ['-q']))
+    const out = { set: '', get: '' }
+    const rows: BenchRow[] = []
+    const startedAt = Date.now()
+    const procs = (['set', 'get'] as const).map((t) => {
+      // stdbuf: CSV rows are few when replicated; without line buffering they sit in stdio's buffer.
+      const child = iter
+        ? this.startClient('stdbuf', ['-oL', 'redis-benchmark', ...benchArgs, '-t', t])
+        : this.startClient('redis-benchmark', [...benchArgs, '-t', t])
+      if (iter) {
+        createInterface({ input: child.stdout! }).on('line', (line) => {
+          const row = parseCsvRow(line)
+          if (row) rows.push(row)
+        })
+      } else child.stdout?.on('data', (c: Buffer) => (out[t] = lastRate(out[t] + c.toString())))
+      return child
+    })
+    return {
+      out,
+      procs,
+      result: () => ({
+        startedAt,
+        endedAt: Date.now(),
+        iterationRequests: iter ?? 0,
+        clientsPerTest: clients,
+        rows: [...rows],
+      }),
+    }
+  }
+
+  /** SET and GET calls the guest's redis has served so far (redis-cli INFO commandstats). */
+  private async redisCounts(guestIp: string): Promise<RedisCounts> {
+    const child = this.startClient('redis-cli', ['-h', guestIp, 'INFO', 'commandstats'])
+    let text = ''
+    child.stdout?.on('data', (c: Buffer) => (text += c.toString()))
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL')
+        reject(new Error('redis-cli INFO commandstats timed out'))
+      }, 60_000)
+      child.once('exit', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+    const calls = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(text)?.[1] ?? 0)
+    return { at: Date.now(), set: calls('set'), get: calls('get') }
+  }
+
+  /**
+   * The anchor: one QEMU redis guest (same image, RAM size, bridge, tap and client namespace) with
+   * no replication. 'direct': the tap is QEMU's NIC backend, no Node in the path; 'relay': the
+   * NIC's filter-redirectors divert every frame both ways through this Node process, which writes
+   * it straight back (what the replicated runs pay for frame handling, without the log and syncs).
+   * Needs `benchIterationRequests`. Cleans up like run().
+   */
+  async runUnreplicated(u: UnreplicatedOptions): Promise<LoadResult> {
+    this.deadline = Date.now() + (this.o.deadlineMs ?? 900_000)
+    let proc: QemuProcess | undefined
+    let frames: FrameChannel | undefined
+    try {
+      const missing = unavailableReason()
+      if (missing) throw new Error(missing)
+      const image = findGuestImage() ?? (await ensureGuestImage())
+      this.net = await TestNetwork.create()
+      const net = this.net
+      const tap = await net.addTap()
+      const guestCidr = net.guestAddress(10)
+      const guestIp = guestCidr.split('/')[0]
+      const name = `${this.vmPrefix}u`
+      const ramPath = `/dev/shm/plover-${name}.ram`
+      this.ramFiles.push(ramPath)
+      const memoryMiB = this.o.memoryMiB ?? 128
+      this.print(`• unreplicated guest (${u.path}): ${memoryMiB} MiB on ${tap}, bridge ${net.bridge}`)
+      proc = await launch({
+        name,
+        boot: { kernel: image.kernel, initrd: image.initrd, append: guestKernelAppend({ ip: guestCidr }) },
+        memoryMiB,
+        cpus: 1,
+        ramPath,
+        nic: { kind: 'tap', ifname: tap, redirectors: u.path === 'relay' },
+      })
+      await proc.waitForSerial(/PLOVER-GUEST-READY/, 300_000)
+      if (u.path === 'relay') {
+        const fc = new FrameChannel({ redirectors: proc.paths.redirectors!, qmp: proc.qmp })
+        frames = fc
+        await fc.open()
+        fc.on('net-frame', (f) => void fc.toGuest(f).catch(() => {}))
+        fc.on('guest-frame', (f) => void fc.toNet(f).catch(() => {}))
+      }
+      this.check()
+      const start = await this.redisCounts(guestIp)
+      const bench = this.startBenchmarks(guestIp)
+      const loadS = this.o.loadBeforeKillS ?? 20
+      for (let s = 0; s < loadS; s++) {
+        await sleep(1000)
+        this.check()
+      }
+      const result = bench.result()
+      const end = await this.redisCounts(guestIp)
+      for (const c of bench.procs) c.kill('SIGKILL')
+      return { ...result, served: { start, end } }
+    } finally {
+      frames?.close()
+      await proc?.stop({ removeRam: true }).catch(() => {})
+      await this.cleanup()
     }
   }
 
@@ -433,13 +625,13 @@ export class Demo {
     }
   }
 
-  private line(id: number, checker: CheckerHandle): string {
+  private line(id: number, checker: CheckerHandle | undefined): string {
     const s = this.status.get(id)?.vm
     if (!s) return `replica ${id}: no status`
     return (
       `primary ${id}: syncs ${s.syncs} (full ${s.fullSyncs}, failed ${s.syncFailures}), last pause ${s.lastPauseMs.toFixed(0)} ms, ` +
       `identical ${s.lastIdenticalPercent.toFixed(1)} %, inputs ${s.inputFrames}, released ${s.releasedFrames}, held ${s.heldFrames}, ` +
-      `checker acks ${checker.acks.length}`
+      (checker ? `checker acks ${checker.acks.length}` : `input bytes ${s.inputBytes ?? 0}`)
     )
   }
 
@@ -461,6 +653,7 @@ export class Demo {
     createInterface({ input: child.stderr! }).on('line', logLine)
     child.on('message', (m: ReplicaMessage) => {
       if (m.type === 'status') this.status.set(m.id, m)
+      else if (m.type === 'sync-report') this.o.onSyncReport?.(m)
       else if (m.type === 'membership-result') this.membershipWaiters.get(m.seq)?.(m)
       else this.events.push(m)
     })
@@ -530,6 +723,24 @@ export class Demo {
       if (this.tmp) rmSync(this.tmp, { recursive: true, force: true })
     })()
     return this.cleaning
+  }
+}
+
+/** `"SET","1234.57","3.1","0.5","2.9","5.1","7.9","12.3"` (redis-benchmark 7 --csv), else undefined. */
+export function parseCsvRow(line: string): BenchRow | undefined {
+  const f = line.split(',').map((x) => x.replace(/"/g, '').trim())
+  if ((f[0] !== 'SET' && f[0] !== 'GET') || f.length < 8) return undefined
+  const n = f.slice(1, 8).map(Number)
+  if (n.some((x) => !Number.isFinite(x))) return undefined
+  return {
+    test: f[0],
+    at: Date.now(),
+    rps: n[0],
+    avgMs: n[1],
+    p50Ms: n[3],
+    p95Ms: n[4],
+    p99Ms: n[5],
+    maxMs: n[6],
   }
 }
 

@@ -1,0 +1,163 @@
+// End to end on QEMU: redis throughput and latency under redis-benchmark (50 % SET / 50 % GET:
+// a SET and a GET benchmark side by side, same command line everywhere) for
+//   (a) an unreplicated QEMU redis guest on the same bridge/tap/client namespace — directly on its
+//       tap (no Node in the path; the anchor) and with every frame relayed through Node,
+//   (b) Plover (VSMR) and (c) Plover in Remus mode: two QEMU guests + witness through
+//       examples/qemu-redis's orchestrator, idle-monitor syncs, no failover,
+// plus sync-link and log bandwidth for (b) and (c). All in one run, one configuration after the
+// other (fresh network and guests each); ratios are against the anchor of this run.
+//
+//   cd bench && pnpm e2e [--quick] [--load-s 30] [--memory 128] [--clients 4] [--iter 1000]
+//                        [--iter-replicated 20] [--no-relay]
+//
+// Root, QEMU and the guest image needed (see examples/qemu-redis/README.md).
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { fmt, fmtBytes, type RunOutcome, type RunSpec, runConfig, table } from './harness.js'
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'load-s': { type: 'string' },
+    memory: { type: 'string', default: '128' },
+    clients: { type: 'string', default: '4' },
+    iter: { type: 'string', default: '1000' },
+    'iter-replicated': { type: 'string', default: '20' },
+    'no-relay': { type: 'boolean', default: false },
+  },
+})
+const loadS = Number(values['load-s'] ?? (values.quick ? 12 : 30))
+const base = {
+  loadS,
+  memoryMiB: Number(values.memory),
+  clients: Number(values.clients),
+  iterationRequests: Number(values.iter),
+}
+const replicated = { ...base, iterationRequests: Number(values['iter-replicated']) }
+const specs: RunSpec[] = [
+  { ...base, label: 'unreplicated (direct tap)', kind: 'unreplicated-direct' },
+  ...(values['no-relay']
+    ? []
+    : [{ ...base, label: 'unreplicated (frames via Node)', kind: 'unreplicated-relay' as const }]),
+  // Fewer requests per iteration where throughput is ~100× lower, so iterations complete (and
+  // report latency) within the window; throughput comes from the guest's counters either way.
+  { ...replicated, label: 'Plover (VSMR, idle syncs)', kind: 'plover', syncMode: 'vsmr' },
+  { ...replicated, label: 'Plover (Remus mode, idle syncs)', kind: 'plover', syncMode: 'remus' },
+]
+
+const t0 = Date.now()
+const print = (l: string) => process.stdout.write(`${l}\n`)
+print(
+  `e2e: ${specs.length} configurations × ${loadS} s load, ${base.memoryMiB} MiB guests, redis-benchmark -c ${base.clients} SET + GET, ` +
+    `${base.iterationRequests} (unreplicated) / ${replicated.iterationRequests} (Plover) requests per iteration`,
+)
+const outcomes: RunOutcome[] = []
+for (const spec of specs) {
+  print(`• ${spec.label}`)
+  const o = await runConfig(spec, print)
+  outcomes.push(o)
+  print(
+    o.ok
+      ? `  served ${fmt(o.servedPerS)} req/s, p99 ${fmt(o.p99MsMedian, 2)} ms (median of ${o.iterations} iterations)`
+      : `  FAILED: ${o.error}`,
+  )
+}
+
+const anchor = outcomes.find((o) => o.spec.kind === 'unreplicated-direct' && o.ok)
+const vsmr = outcomes.find((o) => o.spec.syncMode === 'vsmr' && o.ok)
+const remus = outcomes.find((o) => o.spec.syncMode === 'remus' && o.ok)
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a !== undefined && b !== undefined && b > 0 ? a / b : undefined
+
+print('\nThroughput and latency (served = the guest’s SET+GET calls per second; latency per iteration)')
+print(
+  table(
+    [
+      'configuration',
+      'served req/s',
+      'SET/s',
+      'GET/s',
+      '× anchor',
+      'iterations',
+      'p50 ms (median)',
+      'p99 ms (median)',
+      'p99 ms (max)',
+    ],
+    outcomes.map((o) => [
+      o.spec.label,
+      o.ok ? fmt(o.servedPerS) : `FAILED: ${o.error}`,
+      fmt(o.setPerS),
+      fmt(o.getPerS),
+      fmt(ratio(o.servedPerS, anchor?.servedPerS), 3),
+      String(o.iterations ?? '—'),
+      fmt(o.p50MsMedian, 2),
+      fmt(o.p99MsMedian, 2),
+      fmt(o.p99MsMax, 2),
+    ]),
+  ),
+)
+print('\nBandwidth between the replicas and syncs (load window; full syncs excluded)')
+print(
+  table(
+    [
+      'configuration',
+      'sync link/s',
+      'log input/s',
+      'syncs',
+      'syncs/s',
+      'bytes/sync',
+      'device state/sync',
+      'pages sent/sync',
+      'identical %',
+      'pause p50',
+      'pause p95',
+    ],
+    outcomes
+      .filter((o) => o.spec.kind === 'plover')
+      .map((o) => [
+        o.spec.label,
+        fmtBytes(o.sync?.linkBytesPerS),
+        fmtBytes(o.logBytesPerS),
+        String(o.sync?.syncs ?? '—'),
+        fmt(o.sync?.syncsPerS, 2),
+        fmtBytes(o.sync?.bytesPerSync),
+        fmtBytes(o.sync?.deviceStateBytesPerSync),
+        fmt(o.sync?.sentPagesPerSync),
+        fmt(o.sync?.identicalPct),
+        o.sync ? `${fmt(o.sync.pauseP50Ms, 0)} ms` : '—',
+        o.sync ? `${fmt(o.sync.pauseP95Ms, 0)} ms` : '—',
+      ]),
+  ),
+)
+const vsmrVsAnchor = ratio(vsmr?.servedPerS, anchor?.servedPerS)
+const vsmrVsRemus = ratio(vsmr?.servedPerS, remus?.servedPerS)
+print('\nTargets')
+print(
+  `  Plover ≥ 79 % of unreplicated throughput: ${vsmrVsAnchor === undefined ? 'not measured' : `${(vsmrVsAnchor * 100).toFixed(1)} % — ${vsmrVsAnchor >= 0.79 ? 'met' : 'NOT met'}`}`,
+)
+print(
+  `  Plover ≥ 2× Remus mode:                   ${vsmrVsRemus === undefined ? 'not measured' : `${vsmrVsRemus.toFixed(2)}× — ${vsmrVsRemus >= 2 ? 'met' : 'NOT met'}`}`,
+)
+const result = {
+  benchmark: 'e2e',
+  date: new Date().toISOString(),
+  host: { cpus: cpus().length, loadavgAtEnd: loadavg()[0] },
+  wallSeconds: (Date.now() - t0) / 1000,
+  settings: { ...base, iterationRequestsReplicated: replicated.iterationRequests, quick: values.quick },
+  outcomes,
+  ratios: {
+    ploverVsUnreplicated: vsmrVsAnchor ?? null,
+    ploverVsRemus: vsmrVsRemus ?? null,
+    relayVsDirect:
+      ratio(outcomes.find((o) => o.spec.kind === 'unreplicated-relay')?.servedPerS, anchor?.servedPerS) ??
+      null,
+  },
+}
+const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'results', 'e2e.json')
+mkdirSync(dirname(out), { recursive: true })
+writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`)
+print(`\nJSON: ${out}`)
+print(JSON.stringify(result.ratios))

@@ -8,7 +8,10 @@
 // divergent pages by guest-physical MiB and region, and how many bytes differ inside each.
 //
 //   cd bench && node --import tsx src/qemu/divergence.ts [--variants base,icount] [--waits 0,500,3000]
-//        [--sets 2000] [--reps 1] [--json out.json] [--samples 4]
+//        [--sets 2000] [--reps 1] [--json out.json] [--samples 4] [--gate off|on|both]
+//
+// `--gate on` puts @plover/qemu's TcpAckGate (as QemuVm uses it) in front of the backup; `both`
+// alternates off/on for every wait within one run (same pair, same host load).
 //
 // Variants are defined in VARIANTS below. Needs @plover/qemu built and the guest image.
 import { closeSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs'
@@ -26,6 +29,7 @@ import {
   launch,
   type QemuProcess,
   standbyConfig,
+  TcpAckGate,
   type VmConfig,
 } from '@plover/qemu'
 
@@ -191,14 +195,6 @@ function tcpOf(
   }
 }
 
-function trackSnd(map: Map<number, number>, f: Buffer): void {
-  const t = tcpOf(f)
-  if (t?.sport !== 6379) return
-  const end = (t.seq + t.len) >>> 0
-  const prev = map.get(t.dport)
-  if (prev === undefined || seqAfter(end, prev)) map.set(t.dport, end)
-}
-
 /** Coarse kind of a guest frame, for the output comparison. */
 function frameKind(f: Buffer): string {
   const type = f.length >= 14 ? f.readUInt16BE(12) : 0
@@ -211,8 +207,6 @@ function frameKind(f: Buffer): string {
   return `tcp:${fl}${t.len > 0 && !(t.flags & 3) ? '+data' : ''}`
 }
 
-/** a > b in 32-bit sequence space. */
-const seqAfter = (a: number, b: number) => ((a - b) | 0) > 0
 const GATE_TIMEOUT_MS = 2000
 
 /**
@@ -242,11 +236,16 @@ class Pair {
   readonly bRam: string
   socket!: Socket
   replies = 0
-  /** Highest sequence number + 1 each guest has sent, per client port (guest port 6379). */
-  sndA = new Map<number, number>()
-  sndB = new Map<number, number>()
-  queueB: Buffer[] = []
-  headSince = 0
+  /**
+   * What each guest has sent per TCP flow (@plover/qemu's TcpAckGate, as QemuVm uses it): A's
+   * only observes (its ACKs never run ahead: the client acks what A sent), B's holds inbound
+   * segments acknowledging data B has not sent yet. At a sync B's copies A's flows (no output
+   * commit here: the client may already ack bytes A sent after the cut).
+   */
+  gateA = new TcpAckGate({ timeoutMs: GATE_TIMEOUT_MS })
+  gateB = new TcpAckGate({ timeoutMs: GATE_TIMEOUT_MS, canHold: () => !this.paused })
+  /** Frames given to B's gate and not yet to B. */
+  pendingB = 0
   gated = 0
   gateTimeouts = 0
   gate = values.gate === 'on'
@@ -294,7 +293,7 @@ class Pair {
       this.outA++
       const k = frameKind(f)
       this.kindsA[k] = (this.kindsA[k] ?? 0) + 1
-      trackSnd(this.sndA, f)
+      this.gateA.observeOutbound(f)
       void this.fa.toNet(f)
     })
     this.fa.on('net-frame', (f) => {
@@ -323,45 +322,26 @@ class Pair {
 
   inject(f: Buffer): void {
     this.chain = this.chain.then(() => this.fa.toGuest(f))
-    this.queueB.push(f)
-    this.pumpB()
-  }
-
-  /**
-   * Delivers queued frames to B in order. With the gate on, a segment whose ACK covers bytes B has
-   * not sent yet waits (bounded) until B has sent them: Linux drops a segment that acknowledges
-   * unsent data, payload included (tcp_ack: ACK_UNSENT_DATA), and the client never retransmits it
-   * because the primary already acknowledged it.
-   */
-  pumpB(): void {
     const fb = this.fb
-    if (!fb || this.paused) return
-    while (this.queueB.length > 0) {
-      const f = this.queueB[0]!
-      if (this.gate) {
-        const t = tcpOf(f)
-        const sent = t && t.dport === 6379 && t.flags & 0x10 ? this.sndB.get(t.sport) : undefined
-        if (t && sent !== undefined && seqAfter(t.ack, sent)) {
-          if (this.headSince === 0) {
-            this.headSince = performance.now()
-            this.gated++
-            setTimeout(() => this.pumpB(), GATE_TIMEOUT_MS + 1)
-          }
-          if (performance.now() - this.headSince < GATE_TIMEOUT_MS) return
-          this.gateTimeouts++
-        }
-      }
-      this.headSince = 0
-      this.queueB.shift()
-      this.chain = this.chain.then(() => fb.toGuest(f))
-    }
+    if (!fb) return
+    // In order: admit resolves in call order, each frame goes to B right after its admission.
+    // With the gate off the frame is still admitted (never held) to keep one code path.
+    this.pendingB++
+    const admitted = this.gate ? this.gateB.admit(f) : Promise.resolve()
+    this.chainB = this.chainB.then(async () => {
+      await admitted
+      this.pendingB--
+      await fb.toGuest(f)
+    })
   }
 
-  /** Waits until B has been given every queued frame (bounded by the gate timeout). */
+  chainB = Promise.resolve()
+
+  /** Waits until B has been given every frame (bounded by the gate timeout). */
   async drainB(): Promise<void> {
     const t0 = performance.now()
-    while (this.queueB.length > 0 && performance.now() - t0 < GATE_TIMEOUT_MS + 500) await sleep(5)
-    await this.chain
+    while (this.pendingB > 0 && performance.now() - t0 < GATE_TIMEOUT_MS + 500) await sleep(5)
+    await Promise.all([this.chain, this.chainB])
   }
 
   async setMany(n: number, tag: string): Promise<void> {
@@ -384,13 +364,13 @@ class Pair {
     await this.drainB()
     await Promise.all([this.a.qmp.stop(), this.b ? this.b.qmp.stop() : undefined])
     this.paused = true
+    this.gateB.releaseAll()
   }
 
   async resumeBoth(): Promise<void> {
     await Promise.all([this.a.qmp.cont(), this.b.qmp.cont()])
     this.paused = false
     for (const f of this.pending.splice(0)) this.inject(f)
-    this.pumpB()
   }
 
   /** B := A (RAM given in `ram`, device state through a fresh standby); both stay paused. */
@@ -410,11 +390,10 @@ class Pair {
       this.outB++
       const k = frameKind(f)
       this.kindsB[k] = (this.kindsB[k] ?? 0) + 1
-      trackSnd(this.sndB, f)
-      this.pumpB()
+      this.gateB.observeOutbound(f)
     }) // the backup's outputs are dropped (counted, and tracked for the gate)
     // At a sync B becomes A: same sent sequence numbers.
-    this.sndB = new Map(this.sndA)
+    this.gateB.reset(this.gateA)
     oldFb?.close()
     if (old) await old.stop()
     this.tmpl.ram.set(ram)
@@ -608,14 +587,15 @@ async function epoch(p: Pair, workload: 'idle' | 'sets', waitMs: number, seq: nu
   r.outA = p.outA
   r.outB = p.outB
   r.gate = p.gate
-  r.gated = p.gated
-  r.gateTimeouts = p.gateTimeouts
+  const gc = p.gateB.counters
+  r.gated = gc.held - p.gated
+  r.gateTimeouts = gc.releasedByTimeout - p.gateTimeouts
   console.log(
-    `  values of this epoch in RAM: A ${r.valuesA} B ${r.valuesB}; frames out A ${p.outA} B ${p.outB}; gate ${p.gate ? 'on' : 'off'}: held ${p.gated} timeouts ${p.gateTimeouts}; ` +
+    `  values of this epoch in RAM: A ${r.valuesA} B ${r.valuesB}; frames out A ${p.outA} B ${p.outB}; gate ${p.gate ? 'on' : 'off'}: held ${r.gated} timeouts ${r.gateTimeouts} max hold ${gc.maxHoldMs.toFixed(0)} ms; ` +
       `out A ${JSON.stringify(p.kindsA)} B ${JSON.stringify(p.kindsB)}`,
   )
-  p.gated = 0
-  p.gateTimeouts = 0
+  p.gated = gc.held
+  p.gateTimeouts = gc.releasedByTimeout
   console.log(
     `${p.variant.padEnd(8)} ${workload.padEnd(5)} wait ${String(waitMs).padStart(5)} ms (work ${workMs.toFixed(0)} ms, ${framesIn} frames in): ` +
       `dirty A ${r.dirtyA} B ${r.dirtyB} union ${r.union} identical ${r.identical} (${r.identicalPct.toFixed(1)} %) ` +

@@ -35,6 +35,19 @@ export {
 } from './frames/frame-channel.js'
 export { placementOf, recreateRedirector } from './frames/recreate-redirector.js'
 export { type LinkCounters, RedirectorLink, type RedirectorLinkOptions } from './frames/redirector-link.js'
+// TCP ACK gate (a lagging backup must not see ACKs of data it has not sent yet)
+export {
+  parseTcpSegment,
+  seqAfter,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  TcpAckGate,
+  type TcpAckGateCounters,
+  type TcpAckGateOptions,
+  type TcpSegmentInfo,
+} from './frames/tcp-ack-gate.js'
 // Guest image
 export {
   type BuildGuestOptions,
@@ -90,7 +103,6 @@ export {
   type RedirectorName,
   type VmConfig,
 } from './launch/vm-config.js'
-
 // Guest memory (RAM file)
 export { PageRangeError, VmNotPausedError } from './memory/errors.js'
 export { GuestMemory, type GuestMemoryOptions } from './memory/guest-memory.js'

@@ -17,6 +17,7 @@ import { HashScanTracker, type PageHashing } from '../dirty/hash-scan-tracker.js
 import { type DirtyTrackerKind, type SelectedTracker, selectDirtyTracker } from '../dirty/select-tracker.js'
 import type { SoftDirtyProbeReport } from '../dirty/soft-dirty-probe.js'
 import { FrameChannel, type FrameChannelCounters } from '../frames/frame-channel.js'
+import { TcpAckGate, type TcpAckGateCounters, type TcpAckGateOptions } from '../frames/tcp-ack-gate.js'
 import type { QemuExit, QemuProcess } from '../launch/qemu-process.js'
 import { DEFAULT_MEMORY_MIB } from '../launch/vm-config.js'
 import { VmNotPausedError } from '../memory/errors.js'
@@ -39,6 +40,12 @@ export interface QemuVmOptions {
   readonly transferTimeoutMs?: number
   /** Delete the RAM file on close (default false). */
   readonly removeRamOnClose?: boolean
+  /**
+   * Holds an injected TCP segment whose ACK covers bytes this guest has not sent yet, until its
+   * outputs catch up (default on, 2 s bound; `false` disables). See TcpAckGate and the note in
+   * QemuVm.injectFrame.
+   */
+  readonly tcpAckGate?: boolean | Omit<TcpAckGateOptions, 'canHold'>
   readonly log?: (message: string) => void
 }
 
@@ -60,6 +67,7 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
   readonly dirty: DirtyTracker
   #process: QemuProcess
   #frames: FrameChannel | undefined
+  readonly #ackGate: TcpAckGate | undefined
   #state: VmRunState = 'running'
   /** Bumped whenever guest RAM may change (resume, writePages, process swap); keys cached scans. */
   #changes = 0
@@ -85,6 +93,11 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     this.pageCount = memory.pageCount
     this.memorySource = memory.source
     this.#writtenSinceReset = new Uint8Array(this.pageCount)
+    const gate = options.tcpAckGate ?? true
+    this.#ackGate =
+      gate === false
+        ? undefined
+        : new TcpAckGate({ ...(gate === true ? {} : gate), canHold: () => this.#state === 'running' })
     this.dirty = {
       collect: async () => this.#withWritten(await (await this.#dirtyTracker()).collect()),
       reset: async () => {
@@ -125,6 +138,11 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     return this.#frames?.counters
   }
 
+  /** The TCP ACK gate's counters (undefined when disabled). */
+  get ackGateCounters(): TcpAckGateCounters | undefined {
+    return this.#ackGate?.counters
+  }
+
   /** Which dirty tracker runs and why (after the first reset/collect). */
   get dirtyInfo(): SelectedTracker | undefined {
     return this.#tracker
@@ -153,6 +171,10 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     if (this.#state === 'paused') return
     await this.#process.qmp.stop()
     this.#state = 'paused'
+    // WHY release: a paused guest cannot catch up, and a caller may wait for the injection before
+    // it resumes (deadlock). QEMU queues the frames until the next `cont`. (pause itself never
+    // waits for a held frame; while paused nothing is held: canHold.)
+    this.#ackGate?.releaseAll()
   }
 
   async resume(): Promise<void> {
@@ -174,6 +196,8 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     this.#changes++
     await this.memory.writePages(indices, src)
     for (const p of indices) this.#writtenSinceReset[p] = 1
+    // The guest's memory (its TCP state included) now comes from elsewhere: restart tracking.
+    this.#ackGate?.reset()
   }
 
   async exportDeviceState(): Promise<Uint8Array> {
@@ -215,6 +239,9 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     const previous = this.#process
     await this.#adopt(standby)
     this.#changes++ // another process now owns the RAM: previous scans are not current any more
+    // After a sync the guest's TCP state is the primary's at the cut, not what this guest sent:
+    // forget every flow; tracking restarts from the next outputs (unknown flows are never held).
+    this.#ackGate?.reset()
     // WHY in the background: QEMU's quit takes tens of ms and the sync's pause must not wait for
     // it; the old process is stopped and never touches the RAM file again. WHY keep the RAM file:
     // the new process maps it.
@@ -223,9 +250,34 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     this.host.emit('swapped', standby, previous)
   }
 
+  /**
+   * Injects a frame toward the guest. With the ACK gate, a TCP segment acknowledging bytes this
+   * guest has not sent yet waits (bounded) until its outputs show them: a backup runs behind its
+   * primary and Linux would drop such a segment, payload included. Order is kept: the gate
+   * resolves admissions in call order and a held frame blocks later ones (vmsync's
+   * InputDelivery also awaits each call).
+   *
+   * WHY enabling it on a primary is safe: a client can only acknowledge bytes it received, and
+   * every byte it received left this guest as a 'frame-out' frame, which the gate observes before
+   * the event is emitted (so before any output buffer can release it). A primary's SND.NXT as
+   * seen by the gate is therefore never behind a client's ACK and nothing is held (measured: 0
+   * holds over a redis-benchmark session, test/frames/redis-relay.test.ts). Unknown flows are
+   * never held. The one exception, bounded: a flow the gate first sees mid-stream (the VM was
+   * opened on established connections, or promoted after a sync reset) whose first observed
+   * output is a retransmission; one hold then times out and the flow is no longer gated.
+   * Under vmsync's output commit a client only acknowledges bytes of committed epochs, which a
+   * synced backup has sent too, so on a backup the gate matters when outputs leave before the
+   * backup's sync (an unprotected primary, or no output commit as in bench/src/qemu/divergence.ts).
+   */
   async injectFrame(frame: Uint8Array): Promise<void> {
     this.#alive()
     if (!this.#frames) throw new Error('this VM has no filter-redirector NIC')
+    if (this.#ackGate) {
+      await this.#ackGate.admit(frame)
+      this.#alive()
+      // The process may have been swapped while the frame waited.
+      if (!this.#frames) throw new Error('this VM has no filter-redirector NIC')
+    }
     await this.#frames.toGuest(frame)
   }
 
@@ -236,6 +288,7 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
 
   async #doClose(): Promise<void> {
     this.#state = 'exited'
+    this.#ackGate?.releaseAll()
     this.#frames?.close()
     // Also after a crash: stop() is idempotent and removes the run dir (sockets, serial log).
     await Promise.all([...this.#retiring])
@@ -256,7 +309,11 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     }
     this.#frames?.close()
     this.#frames = frames
-    frames?.on('guest-frame', (f) => this.emit('frame-out', f))
+    frames?.on('guest-frame', (f) => {
+      // WHY before the emit: see injectFrame (the gate must know a byte before anyone releases it).
+      this.#ackGate?.observeOutbound(f)
+      this.emit('frame-out', f)
+    })
     frames?.on('net-frame', (f) => this.host.emit('net-frame', f))
     this.#process = proc
     this.#state = status.running ? 'running' : 'paused'
@@ -266,6 +323,7 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
   #onExit(proc: QemuProcess, exit: QemuExit): void {
     if (proc !== this.#process || exit.expected || this.#state === 'exited') return
     this.#state = 'exited'
+    this.#ackGate?.releaseAll()
     this.#frames?.close()
     const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`
     const info: VmExitInfo = {

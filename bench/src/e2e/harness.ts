@@ -8,6 +8,7 @@
 // it is imported by path at run time and typed here by the few fields used.
 import { loadavg } from 'node:os'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import type { SyncReportFields } from '../../../examples/qemu-redis/src/replica/config.js'
 
 const DEMO_RUN = fileURLToPath(new URL('../../../examples/qemu-redis/src/demo/run.ts', import.meta.url))
 
@@ -41,22 +42,7 @@ interface LoadResult {
   readonly primaryAtStart?: { readonly vm?: StatusVm }
   readonly primaryAtEnd?: { readonly vm?: StatusVm }
 }
-export interface SyncReportMsg {
-  readonly at: number
-  readonly mode: string
-  readonly dirtyPages: number
-  readonly peerDirtyPages: number
-  readonly unionPages: number
-  readonly identicalPages: number
-  readonly identicalPct: number
-  readonly divergentPages: number
-  readonly bytesSent: number
-  readonly bytesReceived: number
-  readonly deviceStateBytes: number
-  readonly pauseMs: number
-  readonly totalMs: number
-  readonly hashMs: number
-}
+export type SyncReportMsg = SyncReportFields
 interface DemoLike {
   run(): Promise<{ readonly load?: LoadResult; readonly fullSyncMs: number; readonly notDone: string[] }>
   runUnreplicated(o: { path: 'direct' | 'relay' }): Promise<LoadResult>

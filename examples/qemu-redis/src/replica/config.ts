@@ -1,5 +1,6 @@
 // What the orchestrator hands each replica process (JSON in PLOVER_QR_CONFIG), and what a replica
 // process reports back over the IPC channel.
+import type { SyncReport } from '@plover/vmsync'
 
 export interface PeerEntry {
   readonly id: number
@@ -89,24 +90,27 @@ export interface ReplicaStatus {
   }
 }
 
-/** Per sync completed as primary (only with `reportSyncs`): vmsync's SyncReport fields. */
-export interface ReplicaSyncReport {
+/** The SyncReport fields a replica forwards over IPC (mode as its name: enums do not survive JSON). */
+export type SyncReportFields = Pick<
+  SyncReport,
+  | 'dirtyPages'
+  | 'peerDirtyPages'
+  | 'unionPages'
+  | 'identicalPages'
+  | 'identicalPct'
+  | 'divergentPages'
+  | 'bytesSent'
+  | 'bytesReceived'
+  | 'deviceStateBytes'
+  | 'pauseMs'
+  | 'totalMs'
+  | 'hashMs'
+> & { readonly at: number; readonly mode: string }
+
+/** Per sync completed as primary (only with `reportSyncs`). */
+export interface ReplicaSyncReport extends SyncReportFields {
   readonly type: 'sync-report'
   readonly id: number
-  readonly at: number
-  readonly mode: string
-  readonly dirtyPages: number
-  readonly peerDirtyPages: number
-  readonly unionPages: number
-  readonly identicalPages: number
-  readonly identicalPct: number
-  readonly divergentPages: number
-  readonly bytesSent: number
-  readonly bytesReceived: number
-  readonly deviceStateBytes: number
-  readonly pauseMs: number
-  readonly totalMs: number
-  readonly hashMs: number
 }
 
 export interface ReplicaEvent {

@@ -5,7 +5,6 @@
 //     spurious election it continues as a backup and the next incremental sync makes it
 //     identical; if the new primary dies before any sync, it can lead again without a full sync
 //     and without losing acknowledged outputs.
-import type { EventEmitter } from 'eventemitter3'
 import t, { type Test } from 'tap'
 import { createMemoryLinkPair } from '../../src/link/memory-link.js'
 import { MemoryLogCluster } from '../../src/log/memory-log.js'
@@ -22,28 +21,7 @@ import {
   KvStatus,
   SimulatedVm,
 } from '../../src/simulated/index.js'
-import { firstDiff, makePair, sameSnapshot, snapshot, syncHasher } from './fixtures/harness.js'
-
-function waitEvent<A extends unknown[]>(
-  em: EventEmitter,
-  event: string,
-  pred: (...args: A) => boolean = () => true,
-  timeoutMs = 10_000,
-): Promise<A> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      em.off(event, on)
-      reject(new Error(`timed out waiting for ${event}`))
-    }, timeoutMs)
-    const on = (...args: A) => {
-      if (!pred(...args)) return
-      clearTimeout(timer)
-      em.off(event, on)
-      resolve(args)
-    }
-    em.on(event, on)
-  })
-}
+import { firstDiff, makePair, sameSnapshot, snapshot, syncHasher, waitEvent } from './fixtures/harness.js'
 
 t.test('PrimarySync.closeEpochsThrough: a Dirty for a closed epoch is answered with Abort', async (t) => {
   const pair = await makePair({ trusted: true })

@@ -3,7 +3,6 @@
 // until SyncDone commits, and after every sync the backup equals the primary byte for byte and
 // answers the same. Then failover: the backup takes over from its own state.
 
-import type { EventEmitter } from 'eventemitter3'
 import t from 'tap'
 import { PageHasher } from '../../src/hashing/index.js'
 import { MemoryLogCluster } from '../../src/log/memory-log.js'
@@ -19,28 +18,7 @@ import {
   KvStatus,
   SimulatedVm,
 } from '../../src/simulated/index.js'
-import { firstDiff, rng, sameSnapshot, snapshot, tcpPair } from './fixtures/harness.js'
-
-function waitEvent<A extends unknown[]>(
-  em: EventEmitter,
-  event: string,
-  pred: (...args: A) => boolean = () => true,
-  timeoutMs = 10_000,
-): Promise<A> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      em.off(event, on)
-      reject(new Error(`timed out waiting for ${event}`))
-    }, timeoutMs)
-    const on = (...args: A) => {
-      if (!pred(...args)) return
-      clearTimeout(timer)
-      em.off(event, on)
-      resolve(args)
-    }
-    em.on(event, on)
-  })
-}
+import { firstDiff, rng, sameSnapshot, snapshot, tcpPair, waitEvent } from './fixtures/harness.js'
 
 t.test('replicated KV service over the full vmsync stack', async (t) => {
   const cluster = new MemoryLogCluster()

@@ -46,6 +46,7 @@ export { SafetyChecker, SafetyViolation } from './sim/invariants.js'
 export { Rng } from './sim/rng.js'
 export {
   defaultSimConfig,
+  emptySimStats,
   runSimulation,
   type SimConfig,
   type SimResult,

@@ -164,21 +164,7 @@ class Simulation {
   private replacement: Replacement | undefined
   private readonly terms = new Set<number>()
   private readonly lastRole = new Map<NodeId, string>()
-  private readonly stats: SimStats = {
-    steps: 0,
-    leaders: 0,
-    commits: 0,
-    operations: 0,
-    crashes: 0,
-    tornWrites: 0,
-    partitions: 0,
-    witnessFaults: 0,
-    witnessRecoveries: 0,
-    catchUps: 0,
-    snapshotsSent: 0,
-    compactions: 0,
-    replacements: 0,
-  }
+  private readonly stats: SimStats = emptySimStats()
 
   constructor(private readonly cfg: SimConfig) {
     this.rng = new Rng(cfg.seed)
@@ -607,5 +593,24 @@ class Simulation {
           : `history is not linearizable (partition ${r.partition}, ${r.operations} ops)`,
       )
     }
+  }
+}
+
+/** All-zero counters (the start of a run, or of a sum over runs). */
+export function emptySimStats(): SimStats {
+  return {
+    steps: 0,
+    leaders: 0,
+    commits: 0,
+    operations: 0,
+    crashes: 0,
+    tornWrites: 0,
+    partitions: 0,
+    witnessFaults: 0,
+    witnessRecoveries: 0,
+    catchUps: 0,
+    snapshotsSent: 0,
+    compactions: 0,
+    replacements: 0,
   }
 }

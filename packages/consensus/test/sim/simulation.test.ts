@@ -2,7 +2,13 @@
 // seeds in total (PLOVER_SIM_SEEDS to change); a failure prints the command that replays it
 // (PLOVER_SIM_SEED=n PLOVER_SIM_SHAPE=name, plus PLOVER_SIM_TRACE=1|2 for an event trace).
 import t from 'tap'
-import { defaultSimConfig, runSimulation, type SimConfig, type SimStats } from '../../src/sim/simulation.js'
+import {
+  defaultSimConfig,
+  emptySimStats,
+  runSimulation,
+  type SimConfig,
+  type SimStats,
+} from '../../src/sim/simulation.js'
 
 interface Shape {
   name: string
@@ -31,21 +37,7 @@ for (const shape of shapes) {
       onlySeed !== undefined
         ? [onlySeed]
         : Array.from({ length: Math.max(1, Math.round(total * shape.share)) }, (_, i) => i + 1)
-    const sum: SimStats = {
-      steps: 0,
-      leaders: 0,
-      commits: 0,
-      operations: 0,
-      crashes: 0,
-      tornWrites: 0,
-      partitions: 0,
-      witnessFaults: 0,
-      witnessRecoveries: 0,
-      catchUps: 0,
-      snapshotsSent: 0,
-      compactions: 0,
-      replacements: 0,
-    }
+    const sum: SimStats = emptySimStats()
     let failures = 0
     for (const seed of seeds) {
       const cfg: SimConfig = { ...defaultSimConfig, seed, voters: shape.voters, witnesses: shape.witnesses }

@@ -12,6 +12,7 @@ import {
   firstDiff,
   makePair,
   mutateRandomPages,
+  preparedPair,
   rng,
   sameSnapshot,
   snapshot,
@@ -105,23 +106,9 @@ const cases: Case[] = [
   },
 ]
 
-/** A pair after a full sync (epoch 1), then divergent mutations on both sides. */
-async function prepared(seed: number) {
-  const pair = await makePair({ batchPages: 4 })
-  const clean = await tcpPair()
-  pair.primary.attachLink(clean.a)
-  pair.backup.attachLink(clean.b)
-  await syncBoth(pair, 1)
-  await clean.close()
-  const rand = rng(seed)
-  await mutateRandomPages(pair.pvm, rand, 24)
-  await mutateRandomPages(pair.bvm, rand, 24)
-  return pair
-}
-
 for (const [i, c] of cases.entries()) {
   t.test(c.name, async (t) => {
-    const pair = await prepared(100 + i)
+    const pair = await preparedPair(100 + i)
     t.teardown(() => pair.close())
     const oldB = await snapshot(pair.bvm)
     const newState = await snapshot(pair.pvm)
@@ -171,7 +158,7 @@ t.test('duplicated messages are rejected with DuplicateMessageError and the sync
     ['backup', SyncMessageType.Hashes],
     ['backup', SyncMessageType.Dirty],
   ] as const) {
-    const pair = await prepared(7)
+    const pair = await preparedPair(7)
     const tcp = await tcpPair()
     const fault = at(type, 'duplicate')
     pair.primary.attachLink(side === 'primary' ? new FaultyLink(tcp.a, fault) : tcp.a)
@@ -192,7 +179,7 @@ t.test('duplicated messages are rejected with DuplicateMessageError and the sync
 })
 
 t.test('stale messages from a finished epoch are rejected and answered with Abort', async (t) => {
-  const pair = await prepared(8)
+  const pair = await preparedPair(8)
   t.teardown(() => pair.close())
   const tcp = await tcpPair()
   t.teardown(() => tcp.close())
@@ -220,7 +207,7 @@ t.test('stale messages from a finished epoch are rejected and answered with Abor
 })
 
 t.test('garbage on the sync link mid-sync: clear error, link dropped, nothing applied', async (t) => {
-  const pair = await prepared(9)
+  const pair = await preparedPair(9)
   t.teardown(() => pair.close())
   const oldB = await snapshot(pair.bvm)
   const [a, b] = createMemoryLinkPair()

@@ -7,6 +7,7 @@ import {
   FaultyLink,
   makePair,
   mutateRandomPages,
+  preparedPair,
   rng,
   sameSnapshot,
   snapshot,
@@ -14,21 +15,8 @@ import {
   tcpPair,
 } from './fixtures/harness.js'
 
-async function prepared(seed: number) {
-  const pair = await makePair({ batchPages: 4 })
-  const clean = await tcpPair()
-  pair.primary.attachLink(clean.a)
-  pair.backup.attachLink(clean.b)
-  await syncBoth(pair, 1)
-  await clean.close()
-  const rand = rng(seed)
-  await mutateRandomPages(pair.pvm, rand, 24)
-  await mutateRandomPages(pair.bvm, rand, 24)
-  return pair
-}
-
 t.test('primary VM crashes mid-transfer: Abort reaches the backup, which keeps its state', async (t) => {
-  const pair = await prepared(31)
+  const pair = await preparedPair(31)
   t.teardown(() => pair.close())
   const oldB = await snapshot(pair.bvm)
   const tcp = await tcpPair()
@@ -56,7 +44,7 @@ t.test('primary VM crashes mid-transfer: Abort reaches the backup, which keeps i
 })
 
 t.test('backup VM refuses the write: backup marked untrusted (next sync is full)', async (t) => {
-  const pair = await prepared(32)
+  const pair = await preparedPair(32)
   t.teardown(() => pair.close())
   const tcp = await tcpPair()
   t.teardown(() => tcp.close())

@@ -2,9 +2,11 @@
 // redis on taps on a bridge, a witness), a checker and redis-benchmark in the client namespace,
 // kill -9 of the primary's QEMU and replica process. Asserts the backup took over, the checker's
 // TCP connection survived, a spare replica re-protected the new primary (learner → full sync →
-// voter), and every acknowledged SET is readable afterwards.
+// voter), and every acknowledged SET is readable afterwards. While the load runs, the primary's
+// GET /metrics is scraped once (consensus state, VM counters and vmsync's metrics).
 //
 // Skipped unless root + QEMU + guest image; FAILS instead under PLOVER_REQUIRE_QEMU=1.
+import http from 'node:http'
 import t from 'tap'
 import { unavailableReason } from '../src/demo/environment.js'
 import { Demo } from '../src/demo/run.js'
@@ -21,7 +23,32 @@ t.test(
       return
     }
     const lines: string[] = []
+    // Each replica logs its HTTP endpoint; the poller below scrapes them until one is a primary
+    // that has synced. (replicaLog replaces the Demo's own printing of warnings: done here.)
+    const metricsPorts = new Map<number, number>()
+    const replicaLog = (id: number, line: string) => {
+      const m = /"msg":"HTTP endpoint listening".*"port":(\d+)/.exec(line)
+      if (m) metricsPorts.set(id, Number(m[1]))
+      if (/"level":"(warn|error)"/.test(line) || !line.startsWith('{'))
+        lines.push(`  [replica ${id}] ${line}`)
+    }
+    let primaryMetrics: { id: number; text: string } | undefined
+    let running = true
+    const poller = (async () => {
+      while (running && !primaryMetrics) {
+        await new Promise((r) => setTimeout(r, 2000))
+        for (const [id, port] of metricsPorts) {
+          const text = await httpGet(port, '/metrics').catch(() => '')
+          if (
+            text.includes(`plover_replica_vm_primary{replica="${id}"} 1`) &&
+            /^plover_vmsync_syncs_total\{[^}]*side="primary"[^}]*\} [1-9]/m.test(text)
+          )
+            primaryMetrics = { id, text }
+        }
+      }
+    })()
     const demo = new Demo({
+      replicaLog,
       loadBeforeKillS: 12,
       loadAfterTakeoverS: 6,
       benchClients: 2,
@@ -30,12 +57,27 @@ t.test(
       print: (l) => lines.push(l),
     })
     t.teardown(() => demo.cleanup())
-    const r = await demo.run().catch((err: Error) => {
-      t.comment(lines.join('\n'))
-      throw err
-    })
+    const r = await demo
+      .run()
+      .catch((err: Error) => {
+        t.comment(lines.join('\n'))
+        throw err
+      })
+      .finally(() => (running = false))
+    await poller
     t.comment(lines.join('\n'))
     t.ok(r.failedOver, 'the primary was killed')
+    const pm = primaryMetrics
+    t.ok(pm, "the primary's GET /metrics was scraped while it synced")
+    if (pm) {
+      t.equal(pm.id, r.primaryId, 'from the primary')
+      t.match(pm.text, new RegExp(`^plover_replica_is_leader\\{replica="${pm.id}"\\} 1$`, 'm'), 'it leads')
+      t.match(pm.text, /^plover_replica_term\{replica="\d+"\} [1-9]/m, 'consensus term')
+      t.match(pm.text, /^plover_replica_commit_index\{replica="\d+"\} [1-9]/m, 'commit index')
+      t.match(pm.text, /^plover_replica_outputs_protected\{replica="\d+"\} 1$/m, 'protected')
+      t.match(pm.text, /^plover_vmsync_pause_ms_bucket\{/m, "vmsync's histograms")
+      t.match(pm.text, /^process_resident_memory_bytes\{/m, 'process gauges')
+    }
     t.equal(
       r.backupReleasedBeforeKill,
       0,
@@ -67,3 +109,15 @@ t.test(
     t.equal(c.readable, c.acked, 'every acknowledged SET is readable')
   },
 )
+
+function httpGet(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, timeout: 5000 }, (res) => {
+      let body = ''
+      res.on('data', (c) => (body += c))
+      res.on('end', () => resolve(body))
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', reject)
+  })
+}

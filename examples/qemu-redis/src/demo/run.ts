@@ -3,7 +3,7 @@
 // it created, also when interrupted (the caller wires signals to `abort()`).
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -18,14 +18,13 @@ import {
   type QemuProcess,
   TestNetwork,
 } from '@plover/qemu'
-import {
-  CONFIG_ENV,
-  type MembershipRequest,
-  type MembershipResult,
-  type ReplicaMessage,
-  type ReplicaProcessConfig,
-  type ReplicaStatus,
-  type ReplicaSyncReport,
+import type {
+  MembershipRequest,
+  MembershipResult,
+  ReplicaMessage,
+  ReplicaProcessConfig,
+  ReplicaStatus,
+  ReplicaSyncReport,
 } from '../replica/config.js'
 import { unavailableReason } from './environment.js'
 
@@ -231,7 +230,11 @@ export class Demo {
     // Replica 4 is the spare in the address book: it joins as the new backup after the failover.
     const ids = [1, 2, 3, 4]
     const ports = await Promise.all(
-      ids.map(async () => ({ consensus: await freePort(), sync: await freePort() })),
+      ids.map(async () => ({
+        consensus: await freePort(),
+        sync: await freePort(),
+        metrics: await freePort(),
+      })),
     )
     const replicas = ids.map((id, i) => ({
       id,
@@ -268,6 +271,8 @@ export class Demo {
         },
         ...(this.o.syncMode ? { syncMode: this.o.syncMode } : {}),
         ...(this.o.onSyncReport ? { reportSyncs: true } : {}),
+        // GET /metrics, /status (the replica logs the URL as "HTTP endpoint listening").
+        metrics: { host: '127.0.0.1', port: ports[ids.indexOf(id)].metrics },
         ...(tap
           ? {
               vm: {
@@ -635,10 +640,12 @@ export class Demo {
     )
   }
 
+  /** One replica process: its config file in the temp dir (it holds the cluster key: 0600), IPC. */
   private startReplica(cfg: ReplicaProcessConfig): void {
-    const child = spawn(process.execPath, ['--import', 'tsx', REPLICA_MAIN], {
+    const file = join(this.tmp!, `replica-${cfg.id}.json`)
+    writeFileSync(file, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600 })
+    const child = spawn(process.execPath, ['--import', 'tsx', REPLICA_MAIN, '--config', file], {
       cwd: PKG_DIR,
-      env: { ...process.env, [CONFIG_ENV]: JSON.stringify(cfg) },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     })
     this.children.set(cfg.id, child)

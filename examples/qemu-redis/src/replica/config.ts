@@ -1,5 +1,6 @@
-// What the orchestrator hands each replica process (JSON in PLOVER_QR_CONFIG), and what a replica
-// process reports back over the IPC channel.
+// A replica process's configuration (the JSON of its --config file; see load-config.ts for
+// parsing, defaults and validation), and what it reports back over the optional IPC channel (the
+// orchestrator's) — the `status` message is also what GET /status returns.
 import type { SyncReport } from '@plover/vmsync'
 
 export interface PeerEntry {
@@ -39,6 +40,13 @@ export interface SyncTuning {
   readonly fixedIntervalMs?: number
 }
 
+/** The replica's HTTP endpoint: GET /metrics (Prometheus), GET /status, POST /admin/membership. */
+export interface MetricsEndpoint {
+  /** Default: this replica's `host` from the address book. */
+  readonly host: string
+  readonly port: number
+}
+
 export interface ReplicaProcessConfig {
   readonly id: number
   readonly dataDir: string
@@ -58,6 +66,8 @@ export interface ReplicaProcessConfig {
   readonly syncMode?: 'vsmr' | 'remus'
   /** Benchmarks: send a `sync-report` message per sync this replica completes as primary. */
   readonly reportSyncs?: boolean
+  /** HTTP metrics/status endpoint; none without it. */
+  readonly metrics?: MetricsEndpoint
 }
 
 export interface ReplicaStatus {
@@ -140,4 +150,5 @@ export interface MembershipRequest {
   readonly role?: 'learner'
 }
 
+/** Fallback when no --config is given: the configuration as JSON in this environment variable. */
 export const CONFIG_ENV = 'PLOVER_QR_CONFIG'

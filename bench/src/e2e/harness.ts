@@ -77,11 +77,15 @@ export interface SyncStats {
   readonly identicalPct: number
   readonly bytesPerSync: number
   readonly deviceStateBytesPerSync: number
+  /** Device-state bytes on the link per sync (a delta after the first, except in Remus mode). */
+  readonly deviceStateSentBytesPerSync: number
   readonly pauseMeanMs: number
   readonly pauseP50Ms: number
   readonly pauseP95Ms: number
   readonly totalP50Ms: number
   readonly hashP50Ms: number
+  /** The primary's median time per protocol step (SyncReport.stepsMs), in step order. */
+  readonly stepsP50Ms: Readonly<Record<string, number>>
   /** Sync link payload both ways, bytes/s over the load window. */
   readonly linkBytesPerS: number
 }
@@ -128,6 +132,19 @@ export function quantile(xs: readonly number[], q: number): number {
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0)
 const mean = (xs: readonly number[]) => (xs.length ? sum(xs) / xs.length : Number.NaN)
 
+function stepMedians(steps: readonly Readonly<Record<string, number>>[]): Record<string, number> {
+  const names = [...new Set(steps.flatMap((s) => Object.keys(s)))]
+  return Object.fromEntries(
+    names.map((n) => [
+      n,
+      quantile(
+        steps.map((s) => s[n] ?? 0),
+        0.5,
+      ),
+    ]),
+  )
+}
+
 export function syncStats(reports: readonly SyncReportMsg[], seconds: number): SyncStats | undefined {
   if (reports.length === 0) return undefined
   const union = sum(reports.map((r) => r.unionPages))
@@ -140,6 +157,7 @@ export function syncStats(reports: readonly SyncReportMsg[], seconds: number): S
     identicalPct: union === 0 ? 0 : (sum(reports.map((r) => r.identicalPages)) / union) * 100,
     bytesPerSync: mean(reports.map((r) => r.bytesSent + r.bytesReceived)),
     deviceStateBytesPerSync: mean(reports.map((r) => r.deviceStateBytes)),
+    deviceStateSentBytesPerSync: mean(reports.map((r) => r.deviceStateSentBytes)),
     pauseMeanMs: mean(reports.map((r) => r.pauseMs)),
     pauseP50Ms: quantile(
       reports.map((r) => r.pauseMs),
@@ -158,6 +176,7 @@ export function syncStats(reports: readonly SyncReportMsg[], seconds: number): S
       0.5,
     ),
     linkBytesPerS: sum(reports.map((r) => r.bytesSent + r.bytesReceived)) / seconds,
+    stepsP50Ms: stepMedians(reports.map((r) => r.stepsMs)),
   }
 }
 

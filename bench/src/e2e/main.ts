@@ -7,8 +7,8 @@
 // plus sync-link and log bandwidth for (b) and (c). All in one run, one configuration after the
 // other (fresh network and guests each); ratios are against the anchor of this run.
 //
-//   cd bench && pnpm e2e [--quick] [--load-s 30] [--memory 128] [--clients 4] [--iter 1000]
-//                        [--iter-replicated 20] [--no-relay]
+//   cd bench && pnpm e2e [--quick] [--load-s 30] [--memory 128] [--clients 50] [--iter 1000]
+//                        [--iter-replicated 500] [--no-relay]
 //
 // Root, QEMU and the guest image needed (see examples/qemu-redis/README.md).
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -23,9 +23,10 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     'load-s': { type: 'string' },
     memory: { type: 'string', default: '128' },
-    clients: { type: 'string', default: '4' },
+    // redis-benchmark's own default; output commit needs many requests in flight per sync.
+    clients: { type: 'string', default: '50' },
     iter: { type: 'string', default: '1000' },
-    'iter-replicated': { type: 'string', default: '20' },
+    'iter-replicated': { type: 'string', default: '500' },
     'no-relay': { type: 'boolean', default: false },
   },
 })
@@ -109,7 +110,7 @@ print(
       'syncs',
       'syncs/s',
       'bytes/sync',
-      'device state/sync',
+      'device state/sync (sent)',
       'pages sent/sync',
       'identical %',
       'pause p50',
@@ -124,12 +125,21 @@ print(
         String(o.sync?.syncs ?? '—'),
         fmt(o.sync?.syncsPerS, 2),
         fmtBytes(o.sync?.bytesPerSync),
-        fmtBytes(o.sync?.deviceStateBytesPerSync),
+        `${fmtBytes(o.sync?.deviceStateBytesPerSync)} (${fmtBytes(o.sync?.deviceStateSentBytesPerSync)})`,
         fmt(o.sync?.sentPagesPerSync),
         fmt(o.sync?.identicalPct),
         o.sync ? `${fmt(o.sync.pauseP50Ms, 0)} ms` : '—',
         o.sync ? `${fmt(o.sync.pauseP95Ms, 0)} ms` : '—',
       ]),
+  ),
+)
+print('\nWhere a sync goes (primary, median ms per step; the VM runs again after "resume")')
+const plovers = outcomes.filter((o) => o.spec.kind === 'plover' && o.sync)
+const stepNames = [...new Set(plovers.flatMap((o) => Object.keys(o.sync!.stepsP50Ms)))]
+print(
+  table(
+    ['configuration', ...stepNames],
+    plovers.map((o) => [o.spec.label, ...stepNames.map((n) => fmt(o.sync!.stepsP50Ms[n], 1))]),
   ),
 )
 const vsmrVsAnchor = ratio(vsmr?.servedPerS, anchor?.servedPerS)

@@ -44,7 +44,7 @@ export async function runVmsyncQemu(o: VmsyncQemuOptions): Promise<VmsyncQemuRes
         loadS: o.loadS,
         memoryMiB: o.memoryMiB,
         clients: o.clients,
-        iterationRequests: 20,
+        iterationRequests: 500,
       },
       (l) => console.log(l),
     )
@@ -52,7 +52,7 @@ export async function runVmsyncQemu(o: VmsyncQemuOptions): Promise<VmsyncQemuRes
   }
   const v = out.vsmr.sync
   const r = out.remus.sync
-  const noDev = (s: typeof v) => (s ? s.bytesPerSync - s.deviceStateBytesPerSync : 0)
+  const noDev = (s: typeof v) => (s ? s.bytesPerSync - s.deviceStateSentBytesPerSync : 0)
   const result: VmsyncQemuResult = {
     measured: true,
     date: new Date().toISOString(),
@@ -76,7 +76,7 @@ export async function runVmsyncQemu(o: VmsyncQemuOptions): Promise<VmsyncQemuRes
         'pages sent/sync',
         'identical %',
         'bytes/sync',
-        'of which device state',
+        'device state (sent)',
         'pause p50',
         'pause p95',
         'served req/s',
@@ -89,7 +89,7 @@ export async function runVmsyncQemu(o: VmsyncQemuOptions): Promise<VmsyncQemuRes
         fmt(x.sync?.sentPagesPerSync),
         fmt(x.sync?.identicalPct),
         fmtBytes(x.sync?.bytesPerSync),
-        fmtBytes(x.sync?.deviceStateBytesPerSync),
+        `${fmtBytes(x.sync?.deviceStateBytesPerSync)} (${fmtBytes(x.sync?.deviceStateSentBytesPerSync)})`,
         x.sync ? `${fmt(x.sync.pauseP50Ms, 0)} ms` : '—',
         x.sync ? `${fmt(x.sync.pauseP95Ms, 0)} ms` : '—',
         fmt(x.servedPerS),
@@ -111,7 +111,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       quick: { type: 'boolean', default: false },
       'load-s': { type: 'string' },
       memory: { type: 'string', default: '256' },
-      clients: { type: 'string', default: '4' },
+      clients: { type: 'string', default: '50' },
     },
   })
   const result = await runVmsyncQemu({

@@ -265,7 +265,7 @@ export class Demo {
         sync: {
           maxIntervalMs: 1000,
           minIntervalMs: 50,
-          maxHeldAgeMs: 100,
+          maxHeldAgeMs: 40,
           periodMs: 20,
           ...(this.o.fixedSyncIntervalMs ? { fixedIntervalMs: this.o.fixedSyncIntervalMs } : {}),
         },

@@ -112,9 +112,11 @@ export type SyncReportFields = Pick<
   | 'bytesSent'
   | 'bytesReceived'
   | 'deviceStateBytes'
+  | 'deviceStateSentBytes'
   | 'pauseMs'
   | 'totalMs'
   | 'hashMs'
+  | 'stepsMs'
 > & { readonly at: number; readonly mode: string }
 
 /** Per sync completed as primary (only with `reportSyncs`). */

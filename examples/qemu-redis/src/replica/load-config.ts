@@ -17,7 +17,7 @@ import { ConfigError } from './config-error.js'
 export const DEFAULT_SYNC: SyncTuning = {
   maxIntervalMs: 1000,
   minIntervalMs: 50,
-  maxHeldAgeMs: 100,
+  maxHeldAgeMs: 40,
   periodMs: 20,
 }
 /** TCG guests and page hashing load small hosts: a 2 s election timeout (x1-2 randomised). */

@@ -333,9 +333,11 @@ export class ReplicaProcess {
           bytesSent: rep.bytesSent,
           bytesReceived: rep.bytesReceived,
           deviceStateBytes: rep.deviceStateBytes,
+          deviceStateSentBytes: rep.deviceStateSentBytes,
           pauseMs: rep.pauseMs,
           totalMs: rep.totalMs,
           hashMs: rep.hashMs,
+          stepsMs: rep.stepsMs,
         })
       log.debug('sync completed', { ...rep })
       if (rep.mode === SyncMode.Full)

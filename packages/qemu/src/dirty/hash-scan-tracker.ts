@@ -38,7 +38,11 @@ export class HashScanTracker implements DirtyTracker {
   readonly kind = 'hash-scan'
   readonly pageCount: number
   #baseline: Buffer | undefined
-  #latest: { hashes: Buffer; stamp: number | undefined } | undefined
+  /**
+   * The last scan's vector, the change stamp it is exact for, and pages the host wrote since
+   * (while the VM stayed paused): re-hashing just those brings the vector up to date.
+   */
+  #latest: { hashes: Buffer; stamp: number | undefined; written: Set<number> } | undefined
   #lastScan: ScanStats | undefined
   #pool: Buffer[] = []
 
@@ -58,7 +62,22 @@ export class HashScanTracker implements DirtyTracker {
     const latest = this.#latest
     if (!latest || latest.stamp === undefined || latest.stamp !== this.options.changeStamp?.())
       return undefined
+    if (latest.written.size > 0) return undefined
     return latest.hashes
+  }
+
+  /**
+   * The host changed guest RAM only by writing `indices` (the VM stayed paused), taking the change
+   * stamp from `stampBefore` to `stampAfter`. If the last scan was exact at `stampBefore`, it stays
+   * usable: the next reset()/collect() re-hashes just these pages instead of all of RAM. WHY it
+   * matters: a backup writes the divergent pages and must reset its baseline before it acks, so a
+   * full re-scan there sits in the primary's pause.
+   */
+  noteWritten(indices: Uint32Array, stampBefore: number, stampAfter: number): void {
+    const latest = this.#latest
+    if (!latest || latest.stamp === undefined || latest.stamp !== stampBefore) return
+    latest.stamp = stampAfter
+    for (const p of indices) latest.written.add(p)
   }
 
   get digestBytes(): number | undefined {
@@ -71,16 +90,43 @@ export class HashScanTracker implements DirtyTracker {
 
   async reset(): Promise<void> {
     if (!this.options.isPaused()) throw new VmNotPausedError('HashScanTracker.reset')
-    this.#baseline = this.currentHashes ?? (await this.#scan())
+    this.#baseline = (await this.#patched()) ?? (await this.#scan())
   }
 
   async collect(): Promise<Uint32Array> {
     if (!this.options.isPaused()) throw new VmNotPausedError('HashScanTracker.collect')
-    const current = this.currentHashes ?? (await this.#scan())
+    const current = (await this.#patched()) ?? (await this.#scan())
     const baseline = this.#baseline
     // Without a baseline every page counts as changed: the first sync must be a full one.
     if (!baseline) return Uint32Array.from({ length: this.pageCount }, (_, i) => i)
     return diffDigests(baseline, current, this.pageCount)
+  }
+
+  /** The last scan's vector brought up to date by re-hashing the pages noted as written, if exact. */
+  async #patched(): Promise<Buffer | undefined> {
+    const latest = this.#latest
+    const stamp = this.options.changeStamp?.()
+    if (!latest || latest.stamp === undefined || latest.stamp !== stamp) return undefined
+    if (latest.written.size === 0) return latest.hashes
+    const indices = Uint32Array.from([...latest.written].sort((a, b) => a - b))
+    // WHY a fresh vector when the baseline shares memory with the latest: the baseline must keep
+    // the digests it was taken with (the pages' old contents).
+    const base = this.#baseline
+    let hashes = latest.hashes
+    if (base && sameMemory(base, hashes)) {
+      const spare = this.#pool.find((b) => !sameMemory(b, base))
+      hashes = spare ?? Buffer.allocUnsafe(hashes.byteLength)
+      if (!spare) this.#pool.push(hashes)
+      latest.hashes.copy(hashes)
+    }
+    const digests = await this.options.hasher.hash(this.options.source, indices)
+    if (this.options.changeStamp?.() !== stamp) return undefined // RAM moved on meanwhile
+    const width = digests.byteLength / indices.length
+    for (let i = 0; i < indices.length; i++) {
+      digests.copy(hashes, indices[i]! * width, i * width, (i + 1) * width)
+    }
+    this.#latest = { hashes, stamp, written: new Set() }
+    return hashes
   }
 
   // Two vectors are reused across syncs (baseline and latest): a fresh 1 MiB per scan would be
@@ -100,7 +146,7 @@ export class HashScanTracker implements DirtyTracker {
     }
     const bytes = this.pageCount * (this.options.pageSize ?? 4096)
     this.#lastScan = { pages: this.pageCount, bytes, durationMs, bytesPerSecond: bytes / (durationMs / 1000) }
-    this.#latest = { hashes, stamp }
+    this.#latest = { hashes, stamp, written: new Set() }
     return hashes
   }
 }

@@ -193,9 +193,11 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
 
   async writePages(indices: Uint32Array, src: Uint8Array): Promise<void> {
     this.#alive()
-    this.#changes++
+    const before = this.#changes++
     await this.memory.writePages(indices, src)
     for (const p of indices) this.#writtenSinceReset[p] = 1
+    const tracker = this.#tracker?.tracker
+    if (tracker instanceof HashScanTracker) tracker.noteWritten(indices, before, this.#changes)
     // The guest's memory (its TCP state included) now comes from elsewhere: restart tracking.
     this.#ackGate?.reset()
   }
@@ -238,7 +240,12 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     }
     const previous = this.#process
     await this.#adopt(standby)
-    this.#changes++ // another process now owns the RAM: previous scans are not current any more
+    // WHY a scan stays current across the swap: with x-ignore-shared the standby loads device
+    // state only and never writes the shared RAM file (vmsync-replica.test.ts checks the backup's
+    // RAM byte for byte after every sync, and the next sync's dirty set depends on this baseline).
+    const before = this.#changes++
+    const tracker = this.#tracker?.tracker
+    if (tracker instanceof HashScanTracker) tracker.noteWritten(new Uint32Array(0), before, this.#changes)
     // After a sync the guest's TCP state is the primary's at the cut, not what this guest sent:
     // forget every flow; tracking restarts from the next outputs (unknown flows are never held).
     this.#ackGate?.reset()

@@ -85,6 +85,54 @@ t.test('a changed stamp invalidates the exposed vector', async (t) => {
   t.equal(tracker.currentHashes, undefined)
 })
 
+t.test('pages the host wrote while paused are re-hashed alone, and the result stays exact', async (t) => {
+  const { tracker, write } = setup(t)
+  const hasher = (tracker as unknown as { options: { hasher: PageHasher } }).options.hasher
+  let fullScans = 0
+  let pagesHashed = 0
+  const hash = hasher.hash.bind(hasher)
+  hasher.hash = ((source, indices, out) => {
+    if (indices === 'all') fullScans++
+    else pagesHashed += indices.length
+    return hash(source, indices, out)
+  }) as PageHasher['hash']
+  await tracker.reset()
+  write([1, 2]) // the guest ran and changed two pages
+  t.same(Array.from(await tracker.collect()), [1, 2])
+  t.equal(fullScans, 2)
+  // The host writes pages (a backup applying a sync): stamp 1 -> 2, noted.
+  const before = 1
+  write([40, 41])
+  tracker.noteWritten(Uint32Array.from([40, 41]), before, 2)
+  t.equal(tracker.currentHashes, undefined, 'the exposed vector is stale until patched')
+  t.same(Array.from(await tracker.collect()), [1, 2, 40, 41], 'collect sees the written pages')
+  t.equal(fullScans, 2, 'no full scan for the written pages')
+  t.equal(pagesHashed, 2, 'only the two written pages were hashed')
+  await tracker.reset()
+  t.equal(fullScans, 2, 'reset adopts the patched vector')
+  t.same(Array.from(await tracker.collect()), [], 'nothing changed since the reset')
+  write([]) // resume without changes: a real scan must agree with the patched baseline
+  t.same(Array.from(await tracker.collect()), [], 'a fresh full scan agrees with the patched baseline')
+  t.equal(fullScans, 3)
+
+  // Written right after a reset: the baseline shares the latest vector and must keep old digests.
+  await tracker.reset()
+  write([77])
+  tracker.noteWritten(Uint32Array.from([77]), 3, 4)
+  t.same(Array.from(await tracker.collect()), [77], 'the baseline still has page 77’s old digest')
+})
+
+t.test('a note that does not start at the last scan’s stamp is ignored', async (t) => {
+  const { tracker, write } = setup(t)
+  await tracker.collect() // scan at stamp 0
+  write([5]) // stamp 1: changed without a note (e.g. the VM ran)
+  write([6]) // stamp 2
+  tracker.noteWritten(Uint32Array.from([6]), 1, 2)
+  await tracker.reset()
+  write([])
+  t.same(Array.from(await tracker.collect()), [], 'reset re-scanned: page 5 is in the baseline')
+})
+
 t.test('refuses to scan a running VM', async (t) => {
   const { tracker, setPaused } = setup(t)
   setPaused(false)

@@ -23,7 +23,10 @@ export interface SyncReport {
   /** Sync-link payload bytes this side sent (pages, hashes, sets, device state, framing). */
   readonly bytesSent: number
   readonly bytesReceived: number
+  /** Size of the VM's device state. */
   readonly deviceStateBytes: number
+  /** Device-state bytes that went over the link (less when sent as a delta). */
+  readonly deviceStateSentBytes: number
   /** VM paused -> resumed, ms. */
   readonly pauseMs: number
   /** Marker applied -> VM resumed, ms (includes the bounded quiet wait). */
@@ -33,6 +36,13 @@ export interface SyncReport {
   readonly hashedBytes: number
   /** hashedBytes / hashMs, MB/s (0 when nothing was hashed). */
   readonly hashMBps: number
+  /**
+   * Milliseconds per protocol step, in order (names depend on the side, e.g. primary: quiesce,
+   * waitDirty, collect, hashAndWaitHashes, sendPages, exportDeviceState, waitAck, resetTracker,
+   * resume; backup: quiesce, collect, waitUnion, hash, waitTransfer, writePages,
+   * importDeviceState, resetTracker, resume).
+   */
+  readonly stepsMs: Readonly<Record<string, number>>
 }
 
 export interface SyncFailure {

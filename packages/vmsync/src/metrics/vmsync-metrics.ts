@@ -21,6 +21,7 @@ export class VmsyncMetrics {
   private readonly bytes: Histogram<'side'>
   private readonly pause: Histogram<'side'>
   private readonly total: Histogram<'side'>
+  private readonly step: Histogram<'side' | 'step'>
   private readonly hashMBps: Gauge<'side'>
   private readonly bytesTotal: Counter<'side'>
   private readonly prefix: string
@@ -52,6 +53,13 @@ export class VmsyncMetrics {
     this.bytes = h('bytes_sent', 'Sync-link bytes sent per sync', BYTE_BUCKETS)
     this.pause = h('pause_ms', 'VM pause per sync (ms)', MS_BUCKETS)
     this.total = h('sync_ms', 'Marker to resume per sync (ms)', MS_BUCKETS)
+    this.step = new Histogram({
+      name: `${p}sync_step_ms`,
+      help: 'Time per sync protocol step (ms), e.g. step="collect" is the dirty scan',
+      labelNames: ['side', 'step'],
+      buckets: MS_BUCKETS,
+      registers,
+    })
     this.hashMBps = new Gauge({
       name: `${p}hash_throughput_mbps`,
       help: 'Page hashing throughput of the last sync (MB/s)',
@@ -78,6 +86,7 @@ export class VmsyncMetrics {
     this.pause.observe(side, r.pauseMs)
     this.total.observe(side, r.totalMs)
     if (r.hashedBytes > 0) this.hashMBps.set(side, r.hashMBps)
+    for (const [step, ms] of Object.entries(r.stepsMs)) this.step.observe({ side: r.side, step }, ms)
   }
 
   observeFailure(f: SyncFailure): void {

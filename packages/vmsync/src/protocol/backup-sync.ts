@@ -12,8 +12,10 @@
 // write — marks the backup untrusted (needFull) rather than pretending it is consistent.
 import { EventEmitter } from 'eventemitter3'
 import type { SyncLink } from '../link/link.js'
+import { StepTimer } from '../metrics/step-timer.js'
 import { mbps, type SyncFailure, type SyncReport } from '../metrics/sync-report.js'
 import { SyncChannel } from './channel.js'
+import { applyDeviceStateDelta } from './device-state-delta.js'
 import {
   type DuplicateMessageError,
   ProtocolViolationError,
@@ -21,7 +23,7 @@ import {
   SyncAbortedError,
 } from './errors.js'
 import type { SyncMarker } from './marker.js'
-import { SyncMessageType, SyncMode, type UnionMsg } from './messages.js'
+import { SyncMessageType, SyncMode, type TransferEndMsg, type UnionMsg } from './messages.js'
 import { assertInRange } from './page-set.js'
 import { PageStaging } from './staging.js'
 import { DEFAULT_PEER_TIMEOUT_MS, quiesceVm, type SyncSideOptions } from './sync-options.js'
@@ -53,6 +55,8 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
   private channel: SyncChannel | undefined
   private needFullFlag: boolean
   private baseline: number
+  /** The device state of the last transfer applied (a delta's base), with that transfer's id. */
+  private device: { id: number; state: Uint8Array } | undefined
   private floor = 0
   private readonly peerMs: number
   private readonly staging: PageStaging
@@ -123,16 +127,28 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
     let paused = false
     let pauseStart = 0
     let applying = false
+    const steps = new StepTimer()
     try {
       await quiesceVm(this.o, 5, 50)
+      steps.lap('quiesce')
       await vm.pause()
       paused = true
       pauseStart = performance.now()
+      steps.lap('pause')
       const needFull = this.needFullFlag
       const own = needFull ? new Uint32Array(0) : await tracker.collect()
-      await ch.send({ type: SyncMessageType.Dirty, epoch, needFull, baseline: this.baseline, pages: own })
+      steps.lap('collect')
+      await ch.send({
+        type: SyncMessageType.Dirty,
+        epoch,
+        needFull,
+        baseline: this.baseline,
+        deviceBase: this.device?.id ?? 0,
+        pages: own,
+      })
 
       const union = (await ch.take(epoch, [SyncMessageType.Union], this.peerMs)) as UnionMsg
+      steps.lap('waitUnion')
       if (needFull && union.mode !== SyncMode.Full) {
         throw new ProtocolViolationError(`asked for a full sync, primary chose ${SyncMode[union.mode]}`)
       }
@@ -145,6 +161,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
         hashMs = performance.now() - h0
         hashedBytes = union.pages.length * vm.pageSize
         await ch.send({ type: SyncMessageType.Hashes, epoch, hashes })
+        steps.lap('hash')
       }
 
       this.staging.begin(union.mode === SyncMode.Full ? null : union.pages)
@@ -155,18 +172,24 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
           continue
         }
         if (m.type !== SyncMessageType.TransferEnd) throw new ProtocolViolationError('expected TransferEnd')
-        const staged = this.staging.finish(m)
+        const staged = this.staging.finish(m, this.wholeDeviceState(m))
+        steps.lap('waitTransfer')
         applying = true
         if (staged.indices.length > 0) await vm.writePages(staged.indices, staged.data)
+        steps.lap('writePages')
         await vm.importDeviceState(staged.deviceState)
+        steps.lap('importDeviceState')
         await tracker.reset()
+        steps.lap('resetTracker')
         this.baseline = m.syncId
+        this.device = { id: m.syncId, state: Uint8Array.from(staged.deviceState) }
         applying = false
         this.setTrusted(true)
         // Best effort: if the ack is lost, the primary keeps its dirty baseline, and the next
         // sync covers these pages again — harmless.
         await ch.send({ type: SyncMessageType.Ack, epoch }).catch(() => {})
         await vm.resume()
+        steps.lap('resume')
         paused = false
         const t1 = performance.now()
         ch.setFloor(epoch + 1)
@@ -186,11 +209,13 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
           bytesSent: ch.bytesSent - sent0,
           bytesReceived: ch.bytesReceived - recv0,
           deviceStateBytes: staged.deviceState.length,
+          deviceStateSentBytes: m.deviceState.length,
           pauseMs: t1 - pauseStart,
           totalMs: t1 - t0,
           hashMs,
           hashedBytes,
           hashMBps: mbps(hashedBytes, hashMs),
+          stepsMs: steps.snapshot(),
         }
         this.emit('sync-completed', report)
         return report
@@ -206,6 +231,16 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
       this.emit('sync-failed', { side: 'backup', epoch, reason: error.message, error })
       return undefined
     }
+  }
+
+  private wholeDeviceState(end: TransferEndMsg): Uint8Array {
+    if (end.deviceStateBase === 0) return end.deviceState
+    if (end.deviceStateBase !== this.device?.id) {
+      throw new ProtocolViolationError(
+        `device-state delta against transfer ${end.deviceStateBase}, but this backup keeps ${this.device?.id ?? 'none'}`,
+      )
+    }
+    return applyDeviceStateDelta(this.device.state, end.deviceState)
   }
 
   private setTrusted(trusted: boolean): void {

@@ -6,7 +6,8 @@ import { WireReader, WireWriter } from './wire.js'
 
 const MAGIC = 0x5c
 // Version 2: Dirty carries the backup's baseline id, TransferEnd the transfer's id.
-const VERSION = 2
+// Version 3: Dirty carries the backup's device-state base, TransferEnd the delta's base.
+const VERSION = 3
 const CHECKSUM_BYTES = 16
 const MAX_REASON_BYTES = 4096
 
@@ -18,6 +19,7 @@ export function encodeSyncMessage(m: SyncMessage): Uint8Array {
     case SyncMessageType.Dirty:
       w.u8(m.needFull ? 1 : 0)
         .u64(m.baseline)
+        .u64(m.deviceBase)
         .u32s(m.pages)
       break
     case SyncMessageType.Union:
@@ -31,7 +33,12 @@ export function encodeSyncMessage(m: SyncMessage): Uint8Array {
       break
     case SyncMessageType.TransferEnd:
       if (m.checksum.length !== CHECKSUM_BYTES) throw new RangeError('checksum must be 16 bytes')
-      w.u32(m.pageCount).u32(m.batchCount).u64(m.syncId).bytes(m.checksum).bytes(m.deviceState)
+      w.u32(m.pageCount)
+        .u32(m.batchCount)
+        .u64(m.syncId)
+        .bytes(m.checksum)
+        .u64(m.deviceStateBase)
+        .bytes(m.deviceState)
       break
     case SyncMessageType.Ack:
       break
@@ -56,7 +63,8 @@ export function decodeSyncMessage(buf: Uint8Array): SyncMessage {
       const flag = r.u8('needFull')
       if (flag > 1) r.fail(`bad needFull flag ${flag}`)
       const baseline = r.u64('baseline')
-      m = { type, epoch, needFull: flag === 1, baseline, pages: r.ascendingU32s('dirty pages') }
+      const deviceBase = r.u64('deviceBase')
+      m = { type, epoch, needFull: flag === 1, baseline, deviceBase, pages: r.ascendingU32s('dirty pages') }
       break
     }
     case SyncMessageType.Union: {
@@ -87,6 +95,7 @@ export function decodeSyncMessage(buf: Uint8Array): SyncMessage {
       const syncId = r.u64('syncId')
       const checksum = Uint8Array.from(r.bytes('checksum'))
       if (checksum.length !== CHECKSUM_BYTES) r.fail(`checksum is ${checksum.length} bytes, want 16`)
+      const deviceStateBase = r.u64('deviceStateBase')
       m = {
         type,
         epoch,
@@ -94,6 +103,7 @@ export function decodeSyncMessage(buf: Uint8Array): SyncMessage {
         batchCount,
         syncId,
         checksum,
+        deviceStateBase,
         deviceState: Uint8Array.from(r.bytes('device state')),
       }
       break

@@ -40,6 +40,11 @@ export interface DirtyMsg {
    * its baseline, the Ack being lost); otherwise it sends every page.
    */
   readonly baseline: number
+  /**
+   * Id of the transfer whose device state the backup keeps (0 = none): the primary may send the
+   * next device state as a delta against it.
+   */
+  readonly deviceBase: number
   readonly pages: Uint32Array
 }
 
@@ -77,6 +82,9 @@ export interface TransferEndMsg {
   readonly syncId: number
   /** xxhash128 over every (index, page) sent, in order. */
   readonly checksum: Uint8Array
+  /** 0: deviceState is the whole state. Otherwise a delta against that transfer's device state. */
+  readonly deviceStateBase: number
+  /** The device state, or a delta (device-state-delta.ts); the checksum covers the whole state. */
   readonly deviceState: Uint8Array
 }
 

@@ -1,23 +1,28 @@
 // Primary side of the sync protocol (PLOVER's syncvm, primary half):
 //   requestSync: propose SyncMarker(epoch, output count) into the log.
 //   runSync (marker committed, every earlier input delivered):
-//     wait quiet (bounded)  <- Dirty(backup paused; its set | needFull)
-//     pause -> seal outputs of this epoch -> collect own dirty set -> Union(mode, pages) ->
-//     hash union locally  <- Hashes           (Vsmr only; Remus/Full send every page)
-//     -> Pages* -> TransferEnd(count, checksum, device state)   <- Ack
-//     reset dirty baseline -> resume -> protect outputs -> propose SyncDone(epoch)
+//     wait quiet (bounded)  <- Dirty(backup paused; its set, its baseline | needFull)
+//     pause -> seal outputs of this epoch -> collect own dirty set -> Union(mode, pages)
+//     incremental (Vsmr/Remus): hash the union, copy its pages, export device state, reset the
+//       dirty baseline to this cut -> resume (next epoch's inputs flow)
+//       <- Hashes (Vsmr) -> divergent Pages* from the copy -> TransferEnd(checksum, device state)
+//       <- Ack
+//     full: Pages* (all) -> TransferEnd <- Ack -> reset dirty baseline -> resume
+//     -> protect outputs -> propose SyncDone(epoch)
 //   SyncDone committed: release outputs of epochs <= it.
-// Any failure: Abort to the peer (best effort), drop the link, keep the dirty baseline (the next
-// sync still covers every page changed since the last *acknowledged* one), release held outputs
-// unprotected, resume.
+// Any failure: Abort to the peer (best effort), drop the link, release held outputs unprotected,
+// resume. The next sync still covers every page changed since the backup's own baseline: the
+// dirty sets of cuts it never applied are kept (pagesSince).
 import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'eventemitter3'
 import type { SyncLink } from '../link/link.js'
 import { LogRecordKind, type OrderedLog } from '../log/ordered-log.js'
+import { StepTimer } from '../metrics/step-timer.js'
 import { mbps, pct, type SyncFailure, type SyncReport } from '../metrics/sync-report.js'
 import type { OutputGuard } from '../output/output-guard.js'
 import { SyncChannel } from './channel.js'
 import { TransferChecksum } from './checksum.js'
+import { encodeDeviceStateDelta } from './device-state-delta.js'
 import { type DuplicateMessageError, ProtocolViolationError, type StaleEpochError } from './errors.js'
 import { encodeSyncDone, encodeSyncMarker, type SyncDone, type SyncMarker } from './marker.js'
 import { type HashesMsg, type SyncMessage, SyncMessageType, SyncMode } from './messages.js'
@@ -43,8 +48,21 @@ export interface PrimarySyncOptions extends SyncSideOptions {
   readonly baselineId?: number
 }
 
-/** Transfers sent since the last Ack that a backup may still report as its baseline. */
-const MAX_UNACKED = 16
+/** Cuts a backup may still report as its baseline (it applied one whose Ack was lost, or none). */
+const MAX_UNACKED_CUTS = 16
+/** Device states kept as delta bases (the acked one plus a few whose Ack may have been lost). */
+const MAX_DEVICE_BASES = 4
+
+/** For each page of `subset` (ascending, within `union`), its position in `union`. */
+function pageSlots(union: Uint32Array, subset: Uint32Array): Uint32Array {
+  const out = new Uint32Array(subset.length)
+  let j = 0
+  for (let i = 0; i < subset.length; i++) {
+    while (union[j] !== subset[i]) j++
+    out[i] = j
+  }
+  return out
+}
 
 export interface PrimarySyncEvents {
   'sync-completed': (report: SyncReport) => void
@@ -69,10 +87,15 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
   private readonly peerMs: number
   private readonly batchPages: number
   private pageBuf: Uint8Array
-  /** Id of the transfer whose Ack last reset the dirty baseline (0 = since the start). */
+  /** Id of the transfer at whose cut the dirty tracker was last reset (0 = since the start). */
   private baseline: number
-  /** Transfers sent since then whose Ack never came: the backup may have applied them. */
-  private readonly unacked: number[] = []
+  /** Cuts since the last one a backup confirmed, with this side's dirty pages between them. */
+  private readonly cuts: Array<{ from: number; to: number; pages: Uint32Array }> = []
+  /** The running sync: it may still be transferring after its resume. */
+  private inFlight: Promise<void> = Promise.resolve()
+  private snapshot = new Uint8Array(0)
+  /** Device states of recent transfers by id: a backup holding one gets the next as a delta. */
+  private readonly deviceStates = new Map<number, Uint8Array>()
 
   constructor(private readonly o: PrimarySyncOptions) {
     super()
@@ -157,9 +180,30 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
 
   /**
    * Runs the sync of a committed marker. Called by the input delivery barrier, so every input
-   * before the marker has been delivered and none after it will be until this returns.
+   * before the marker has been delivered and none after it will be until `hooks.resumed` runs (or
+   * this returns). Resolves when the sync is over (acknowledged, skipped or failed).
+   *
+   * WHY resume before the transfer (incremental syncs): everything the backup needs is taken
+   * while paused (dirty set, copies of the union pages, their hashes, the device state), so the
+   * VM can run on and take the next epoch's inputs while the pages travel; its outputs of this
+   * epoch stay held until SyncDone commits, exactly as before. A full sync stays paused throughout
+   * (copying all of RAM first would cost as much as sending it).
    */
-  async runSync(marker: SyncMarker): Promise<SyncReport | undefined> {
+  async runSync(
+    marker: SyncMarker,
+    hooks: { readonly resumed?: () => void } = {},
+  ): Promise<SyncReport | undefined> {
+    // One sync at a time: the previous one may still be transferring after its resume.
+    await this.inFlight
+    const run = this.runOne(marker, hooks)
+    this.inFlight = run.then(() => {})
+    return run
+  }
+
+  private async runOne(
+    marker: SyncMarker,
+    hooks: { readonly resumed?: () => void },
+  ): Promise<SyncReport | undefined> {
     const epoch = marker.epoch
     this.noteEpoch(epoch)
     if (epoch < this.floor) {
@@ -181,30 +225,40 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     const recv0 = ch.bytesReceived
     let paused = false
     let pauseStart = 0
+    let pauseMs = 0
+    const steps = new StepTimer()
+    const resume = async () => {
+      await vm.resume()
+      paused = false
+      pauseMs = performance.now() - pauseStart
+      steps.lap('resume')
+      hooks.resumed?.()
+    }
     try {
       await quiesceVm(this.o, 5, 50)
+      steps.lap('quiesce')
       // WHY wait for the backup before pausing: no input after the marker reaches our VM, so the
       // cut is already fixed; running on until the backup is paused too keeps the backup's log
       // lag and quiet wait out of our pause time.
       const dirty = await ch.take(epoch, [SyncMessageType.Dirty], this.peerMs)
       if (dirty.type !== SyncMessageType.Dirty) throw new ProtocolViolationError('expected Dirty')
+      steps.lap('waitDirty')
       await vm.pause()
       paused = true
       pauseStart = performance.now()
+      steps.lap('pause')
       guard.seal(epoch)
       const own = await tracker.collect()
+      steps.lap('collect')
       assertInRange(dirty.pages, vm.pageCount, 'backup dirty set')
       // WHY a full sync for a foreign baseline: a page changed on one side only since the last
       // state both shared is in neither dirty set if the other side's baseline is not that state
-      // (e.g. this primary synced another backup since, or the backup was synced by another primary).
-      const sameBaseline = dirty.baseline === this.baseline || this.unacked.includes(dirty.baseline)
-      const mode =
-        dirty.needFull || !sameBaseline
-          ? SyncMode.Full
-          : this.mode === 'remus'
-            ? SyncMode.Remus
-            : SyncMode.Vsmr
-      const union = mode === SyncMode.Full ? allPages(vm.pageCount) : unionSorted(own, dirty.pages)
+      // (e.g. this primary synced another backup since, or the backup was synced by another
+      // primary). Our own earlier cuts the backup never applied are covered by their dirty sets.
+      const missed = dirty.needFull ? undefined : this.pagesSince(dirty.baseline)
+      const mode = !missed ? SyncMode.Full : this.mode === 'remus' ? SyncMode.Remus : SyncMode.Vsmr
+      const union =
+        mode === SyncMode.Full ? allPages(vm.pageCount) : unionSorted(unionSorted(own, dirty.pages), missed!)
       await ch.send({
         type: SyncMessageType.Union,
         epoch,
@@ -212,63 +266,109 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         pages: mode === SyncMode.Full ? new Uint32Array(0) : union,
       })
 
+      const syncId = randomInt(1, 2 ** 48)
       let toSend = union
       let identical = 0
       let hashMs = 0
       let hashedBytes = 0
-      if (mode === SyncMode.Vsmr && union.length > 0) {
-        const h0 = performance.now()
-        const localP = hasher.hash(vm.memorySource, union).then((h) => {
-          hashMs = performance.now() - h0
-          return h
-        })
-        // WHY catch-then-rethrow: if the peer wait fails first, the local hash must not become
-        // an unhandled rejection.
-        localP.catch(() => {})
-        const peer = (await ch.take(epoch, [SyncMessageType.Hashes], this.peerMs)) as HashesMsg
-        const local = await localP
-        hashedBytes = union.length * vm.pageSize
-        if (peer.hashes.length !== union.length * 16) {
-          throw new ProtocolViolationError(
-            `backup sent ${peer.hashes.length / 16} hashes for ${union.length} pages`,
-          )
-        }
-        toSend = divergentPages(union, local, peer.hashes)
-        identical = union.length - toSend.length
-      }
-
+      let deviceState: Uint8Array
+      let deviceSent = 0
       const checksum = new TransferChecksum()
       let batches = 0
-      for (let i = 0; i < toSend.length; i += this.batchPages) {
-        const indices = toSend.slice(i, i + this.batchPages)
-        const data = this.pageBuf.subarray(0, indices.length * vm.pageSize)
-        await vm.readPages(indices, data)
-        checksum.addPages(indices, data, vm.pageSize)
-        await ch.send({ type: SyncMessageType.Pages, epoch, seq: batches++, indices, data })
-      }
-      const deviceState = await vm.exportDeviceState()
-      checksum.addDeviceState(deviceState)
-      const syncId = randomInt(1, 2 ** 48)
-      this.unacked.push(syncId)
-      if (this.unacked.length > MAX_UNACKED) this.unacked.shift()
-      await ch.send({
-        type: SyncMessageType.TransferEnd,
-        epoch,
-        pageCount: toSend.length,
-        batchCount: batches,
-        syncId,
-        checksum: checksum.digest(),
-        deviceState,
-      })
-      await ch.take(epoch, [SyncMessageType.Ack], this.peerMs)
+      if (mode === SyncMode.Full) {
+        for (let i = 0; i < union.length; i += this.batchPages) {
+          const indices = union.subarray(i, i + this.batchPages)
+          const data = this.pageBuf.subarray(0, indices.length * vm.pageSize)
+          await vm.readPages(indices, data)
+          checksum.addPages(indices, data, vm.pageSize)
+          await ch.send({
+            type: SyncMessageType.Pages,
+            epoch,
+            seq: batches++,
+            indices: indices.slice(),
+            data,
+          })
+        }
+        steps.lap('sendPages')
+        deviceState = await vm.exportDeviceState()
+        steps.lap('exportDeviceState')
+        deviceSent = await this.sendEnd(
+          ch,
+          epoch,
+          union.length,
+          batches,
+          syncId,
+          checksum,
+          deviceState,
+          dirty.deviceBase,
+        )
+        await ch.take(epoch, [SyncMessageType.Ack], this.peerMs)
+        steps.lap('waitAck')
+        await tracker.reset()
+        steps.lap('resetTracker')
+        this.cutAt(syncId, undefined)
+        await resume()
+      } else {
+        // Everything the transfer needs, taken while paused.
+        let localP: Promise<Uint8Array> | undefined
+        if (mode === SyncMode.Vsmr && union.length > 0) {
+          const h0 = performance.now()
+          localP = hasher.hash(vm.memorySource, union)
+          await localP
+          hashMs = performance.now() - h0
+          hashedBytes = union.length * vm.pageSize
+          steps.lap('hash')
+        }
+        const copy = this.snapshotBuffer(union.length * vm.pageSize)
+        if (union.length > 0) await vm.readPages(union, copy)
+        steps.lap('copyPages')
+        deviceState = await vm.exportDeviceState()
+        steps.lap('exportDeviceState')
+        await tracker.reset()
+        steps.lap('resetTracker')
+        // The tracker's baseline is now this cut; `own` is what the backup misses if it never
+        // applies this transfer.
+        this.cutAt(syncId, own)
+        await resume()
 
-      // The backup now equals us on every page: a new common baseline.
-      await tracker.reset()
-      this.baseline = syncId
-      this.unacked.length = 0
-      await vm.resume()
-      paused = false
-      const t1 = performance.now()
+        if (localP) {
+          const peer = (await ch.take(epoch, [SyncMessageType.Hashes], this.peerMs)) as HashesMsg
+          if (peer.hashes.length !== union.length * 16) {
+            throw new ProtocolViolationError(
+              `backup sent ${peer.hashes.length / 16} hashes for ${union.length} pages`,
+            )
+          }
+          toSend = divergentPages(union, await localP, peer.hashes)
+          identical = union.length - toSend.length
+          steps.lap('waitHashes')
+        }
+        const slot = pageSlots(union, toSend)
+        for (let i = 0; i < toSend.length; i += this.batchPages) {
+          const indices = toSend.slice(i, i + this.batchPages)
+          const data = this.pageBuf.subarray(0, indices.length * vm.pageSize)
+          for (let k = 0; k < indices.length; k++) {
+            const from = slot[i + k]! * vm.pageSize
+            data.set(copy.subarray(from, from + vm.pageSize), k * vm.pageSize)
+          }
+          checksum.addPages(indices, data, vm.pageSize)
+          await ch.send({ type: SyncMessageType.Pages, epoch, seq: batches++, indices, data })
+        }
+        steps.lap('sendPages')
+        deviceSent = await this.sendEnd(
+          ch,
+          epoch,
+          toSend.length,
+          batches,
+          syncId,
+          checksum,
+          deviceState,
+          dirty.deviceBase,
+        )
+        await ch.take(epoch, [SyncMessageType.Ack], this.peerMs)
+        steps.lap('waitAck')
+      }
+      // The backup applied this cut: it is the common baseline now.
+      this.acked(syncId)
       guard.protect()
       this.floor = epoch + 1
       ch.setFloor(epoch + 1)
@@ -290,11 +390,13 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         bytesSent: ch.bytesSent - sent0,
         bytesReceived: ch.bytesReceived - recv0,
         deviceStateBytes: deviceState.length,
-        pauseMs: t1 - pauseStart,
-        totalMs: t1 - t0,
+        deviceStateSentBytes: deviceSent,
+        pauseMs,
+        totalMs: performance.now() - t0,
         hashMs,
         hashedBytes,
         hashMBps: mbps(hashedBytes, hashMs),
+        stepsMs: steps.snapshot(),
       }
       this.emit('sync-completed', report)
       return report
@@ -303,13 +405,90 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       this.floor = epoch + 1
       ch.send({ type: SyncMessageType.Abort, epoch, reason: error.message }).catch(() => {})
       // WHY drop the link: after a failed step neither side can tell what the other applied;
-      // the backup reconnects and the next sync (dirty baseline untouched) covers everything.
+      // the backup reconnects and the next sync covers every page changed since the backup's
+      // baseline (pagesSince).
       ch.close(error)
       guard.unprotect(`sync ${epoch} failed: ${error.message}`)
-      if (paused) await vm.resume().catch(() => {})
+      if (paused) await resume().catch(() => {})
       this.emit('sync-failed', { side: 'primary', epoch, reason: error.message, error })
       return undefined
     }
+  }
+
+  private async sendEnd(
+    ch: SyncChannel,
+    epoch: number,
+    pageCount: number,
+    batchCount: number,
+    syncId: number,
+    checksum: TransferChecksum,
+    deviceState: Uint8Array,
+    backupDeviceBase: number,
+  ): Promise<number> {
+    checksum.addDeviceState(deviceState)
+    // Remus mode stays the Remus baseline: whole device state every time.
+    const prior = this.mode === 'remus' ? undefined : this.deviceStates.get(backupDeviceBase)
+    const delta = prior && encodeDeviceStateDelta(prior, deviceState)
+    // A small state (or one that changed everywhere) goes whole: the delta would not be shorter.
+    const base = delta && delta.length < deviceState.length ? prior : undefined
+    const wire = base && delta ? delta : deviceState
+    // WHY keep a copy per transfer: the backup may apply this one without its Ack reaching us.
+    this.deviceStates.set(syncId, Uint8Array.from(deviceState))
+    while (this.deviceStates.size > MAX_DEVICE_BASES) {
+      this.deviceStates.delete(this.deviceStates.keys().next().value as number)
+    }
+    await ch.send({
+      type: SyncMessageType.TransferEnd,
+      epoch,
+      pageCount,
+      batchCount,
+      syncId,
+      checksum: checksum.digest(),
+      deviceStateBase: base ? backupDeviceBase : 0,
+      deviceState: wire,
+    })
+    return wire.length
+  }
+
+  /**
+   * The dirty tracker was reset at the cut of transfer `syncId`. `own` (this side's dirty pages
+   * since the previous cut) is kept until a backup confirms a later cut; undefined = a full sync,
+   * after which only a backup at this cut can sync incrementally.
+   */
+  private cutAt(syncId: number, own: Uint32Array | undefined): void {
+    if (own) {
+      this.cuts.push({ from: this.baseline, to: syncId, pages: own })
+      if (this.cuts.length > MAX_UNACKED_CUTS) this.cuts.shift()
+    } else {
+      this.cuts.length = 0
+    }
+    this.baseline = syncId
+  }
+
+  /** A backup applied the cut `syncId`: earlier cuts are no longer needed. */
+  private acked(syncId: number): void {
+    if (this.baseline === syncId) this.cuts.length = 0
+  }
+
+  /**
+   * Pages this side changed between a backup's baseline and our tracker's baseline (empty if they
+   * are the same), or undefined if that baseline is not one of our recent cuts: only a full sync
+   * is correct then.
+   */
+  private pagesSince(backupBaseline: number): Uint32Array | undefined {
+    if (backupBaseline === this.baseline) return new Uint32Array(0)
+    const at = this.cuts.findIndex((c) => c.from === backupBaseline)
+    if (at < 0) return undefined
+    let pages: Uint32Array = new Uint32Array(0)
+    for (const c of this.cuts.slice(at)) pages = unionSorted(pages, c.pages)
+    return pages
+  }
+
+  /** A reusable buffer of at least `bytes` for the paused copy of the union pages. */
+  private snapshotBuffer(bytes: number): Uint8Array {
+    if (this.snapshot.byteLength < bytes)
+      this.snapshot = new Uint8Array(Math.max(bytes, this.snapshot.byteLength * 2))
+    return this.snapshot.subarray(0, bytes)
   }
 
   private onRejected(ch: SyncChannel, err: StaleEpochError | DuplicateMessageError, m: SyncMessage): void {

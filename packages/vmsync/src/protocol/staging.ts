@@ -71,13 +71,14 @@ export class PageStaging {
   }
 
   /** Verifies completeness; returns views into the staging buffers (valid until the next begin). */
-  finish(end: TransferEndMsg): StagedTransfer {
+  /** `deviceState`: the whole state (end.deviceState, or the delta in it applied to its base). */
+  finish(end: TransferEndMsg, deviceState: Uint8Array = end.deviceState): StagedTransfer {
     if (end.pageCount !== this.count || end.batchCount !== this.batches) {
       throw new ProtocolViolationError(
         `incomplete transfer: staged ${this.count} pages in ${this.batches} batches, primary sent ${end.pageCount} in ${end.batchCount}`,
       )
     }
-    this.checksum.addDeviceState(end.deviceState)
+    this.checksum.addDeviceState(deviceState)
     const sum = this.checksum.digest()
     if (!Buffer.from(sum).equals(Buffer.from(end.checksum))) {
       throw new ProtocolViolationError('transfer checksum mismatch: staged pages differ from what was sent')
@@ -85,7 +86,7 @@ export class PageStaging {
     return {
       indices: this.indices.subarray(0, this.count),
       data: this.data.subarray(0, this.count * this.pageSize),
-      deviceState: end.deviceState,
+      deviceState,
     }
   }
 

@@ -222,7 +222,13 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
 
   private async onMarker(marker: SyncMarker): Promise<void> {
     if (marker.epoch > this.lastEpoch) this.lastEpoch = marker.epoch
-    if (this.primarySide) await this.primarySide.runSync(marker)
-    else if (this.backupSide) await this.backupSide.runSync(marker)
+    const primary = this.primarySide
+    if (primary) {
+      // WHY not wait for the whole sync: the primary resumes before its transfer, and the next
+      // epoch's inputs may reach its VM from then on (PrimarySync runs one sync at a time).
+      await new Promise<void>((resumed) => {
+        primary.runSync(marker, { resumed }).finally(resumed)
+      })
+    } else if (this.backupSide) await this.backupSide.runSync(marker)
   }
 }

@@ -21,11 +21,13 @@ t.test('sync reports and guard stats are exposed', async (t) => {
     bytesSent: 60_000,
     bytesReceived: 2_100,
     deviceStateBytes: 300,
+    deviceStateSentBytes: 40,
     pauseMs: 4.5,
     totalMs: 9,
     hashMs: 2,
     hashedBytes: 130 * 4096,
     hashMBps: 266.24,
+    stepsMs: { collect: 3, waitAck: 1.5 },
   })
   m.observeFailure({ side: 'backup', epoch: 4, reason: 'x', error: new Error('x') })
   const g = new OutputGuard({ role: 'primary', protected: true })
@@ -37,6 +39,7 @@ t.test('sync reports and guard stats are exposed', async (t) => {
   t.match(text, /plover_vmsync_divergent_pages_sum\{replica="r1",side="primary"\} 13/)
   t.match(text, /plover_vmsync_bytes_sent_total\{side="primary",replica="r1"\} 60000/)
   t.match(text, /plover_vmsync_hash_throughput_mbps\{side="primary",replica="r1"\} 266.24/)
+  t.match(text, /plover_vmsync_sync_step_ms_sum\{replica="r1",side="primary",step="collect"\} 3\n/)
   t.match(text, /plover_vmsync_output_held_bytes\{replica="r1"\} 100/)
   t.match(text, /plover_vmsync_output_unprotected\{replica="r1"\} 0/)
   t.notMatch(await globalRegistry.metrics(), /plover_vmsync/, 'global registry untouched')

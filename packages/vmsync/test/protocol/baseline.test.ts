@@ -1,7 +1,8 @@
 // Dirty baselines: an incremental sync is correct only if the primary's and the backup's dirty
 // trackers date from the same common state. A page changed on one side only before that side's
 // baseline moved on (here: the primary synced another backup in between) is in neither dirty set,
-// so the primary must send everything. A lost Ack, on the other hand, keeps incremental syncs.
+// so the primary must send everything. A lost Ack, on the other hand, keeps incremental syncs, and
+// so does a transfer the backup never applied (the primary keeps the dirty sets of its own cuts).
 import t from 'tap'
 import { createMemoryLinkPair } from '../../src/link/memory-link.js'
 import { BackupSync } from '../../src/protocol/backup-sync.js'
@@ -91,7 +92,7 @@ t.test(
     const lost = await syncBoth(pair, 1)
     t.notOk(lost.p, 'the primary saw the sync fail')
     t.ok(lost.b, 'the backup applied it')
-    t.not(pair.backup.baselineId, pair.primary.baselineId, 'baselines differ now')
+    t.equal(pair.backup.baselineId, pair.primary.baselineId, 'both at the cut of that transfer')
 
     const [a2, b2] = createMemoryLinkPair()
     pair.primary.attachLink(a2)
@@ -99,6 +100,46 @@ t.test(
     await mutateRandomPages(pair.pvm, rand, 4)
     const next = await syncBoth(pair, 2)
     t.equal(next.p?.mode, SyncMode.Vsmr, 'still incremental: the primary sent that transfer itself')
+    const ps = await snapshot(pair.pvm)
+    const bs = await snapshot(pair.bvm)
+    t.ok(sameSnapshot(ps, bs), `equal (${firstDiff(ps, bs)})`)
+  },
+)
+
+t.test(
+  'a transfer the backup never applied keeps the next sync incremental, with the missed pages',
+  async (t) => {
+    const pair = await makePair({ trusted: true, pageCount: 128 })
+    t.teardown(() => pair.close())
+    const rand = rng(11)
+    const [a0, b0] = createMemoryLinkPair()
+    pair.primary.attachLink(a0)
+    pair.backup.attachLink(b0)
+    await syncBoth(pair, 1)
+    const before = pair.backup.baselineId
+    t.equal(before, pair.primary.baselineId, 'a common baseline')
+
+    // The primary resumes at its cut, then the link dies before the TransferEnd arrives.
+    const [a1, b1] = createMemoryLinkPair()
+    pair.primary.attachLink(
+      new FaultyLink(a1, (m) => (m.type === SyncMessageType.TransferEnd ? 'close-before' : 'pass')),
+    )
+    pair.backup.attachLink(b1)
+    const pOnly = await mutateRandomPages(pair.pvm, rand, 12)
+    await mutateRandomPages(pair.bvm, rand, 6)
+    const failed = await syncBoth(pair, 2)
+    t.notOk(failed.p, 'the primary saw the sync fail')
+    t.notOk(failed.b, 'the backup applied nothing')
+    t.equal(pair.backup.baselineId, before, 'backup still at the old baseline')
+    t.not(pair.primary.baselineId, before, 'the primary’s tracker moved to its cut')
+
+    const [a2, b2] = createMemoryLinkPair()
+    pair.primary.attachLink(a2)
+    pair.backup.attachLink(b2)
+    await mutateRandomPages(pair.pvm, rand, 3)
+    const next = await syncBoth(pair, 3)
+    t.equal(next.p?.mode, SyncMode.Vsmr, 'incremental, not full')
+    t.ok(next.p && next.p.unionPages >= pOnly.length, 'the union covers the pages of the lost cut')
     const ps = await snapshot(pair.pvm)
     const bs = await snapshot(pair.bvm)
     t.ok(sameSnapshot(ps, bs), `equal (${firstDiff(ps, bs)})`)

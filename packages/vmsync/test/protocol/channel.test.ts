@@ -20,6 +20,7 @@ const dirty = (epoch: number) => ({
   epoch,
   needFull: false,
   baseline: 0,
+  deviceBase: 0,
   pages: new Uint32Array(0),
 })
 const flush = () => new Promise((r) => setTimeout(r, 5))

@@ -43,6 +43,7 @@ t.test('PrimarySync.closeEpochsThrough: a Dirty for a closed epoch is answered w
         epoch,
         needFull: true,
         baseline: 0,
+        deviceBase: 0,
         pages: new Uint32Array(0),
       }),
     )

@@ -26,6 +26,7 @@ function end(batches: PagesMsg[], dev = new Uint8Array([1])): TransferEndMsg {
     batchCount: batches.length,
     syncId: 1,
     checksum: c.digest(),
+    deviceStateBase: 0,
     deviceState: dev,
   }
 }

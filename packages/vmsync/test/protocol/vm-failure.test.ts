@@ -3,44 +3,66 @@
 import t from 'tap'
 import { SyncAbortedError } from '../../src/protocol/errors.js'
 import { SyncMessageType } from '../../src/protocol/messages.js'
-import {
-  FaultyLink,
-  makePair,
-  mutateRandomPages,
-  preparedPair,
-  rng,
-  sameSnapshot,
-  snapshot,
-  syncBoth,
-  tcpPair,
-} from './fixtures/harness.js'
+import { FaultyLink, preparedPair, sameSnapshot, snapshot, syncBoth, tcpPair } from './fixtures/harness.js'
 
-t.test('primary VM crashes mid-transfer: Abort reaches the backup, which keeps its state', async (t) => {
-  const pair = await preparedPair(31)
+t.test(
+  'primary VM crashes while taking its cut: Abort reaches the backup, which keeps its state',
+  async (t) => {
+    const pair = await preparedPair(31)
+    t.teardown(() => pair.close())
+    const oldB = await snapshot(pair.bvm)
+    const tcp = await tcpPair()
+    t.teardown(() => tcp.close())
+    // The paused primary copies the union pages before it resumes: die right there.
+    const realRead = pair.pvm.readPages.bind(pair.pvm)
+    pair.pvm.readPages = async (indices, dst) => {
+      pair.pvm.crash('injected: primary VM died')
+      return realRead(indices, dst)
+    }
+    pair.primary.attachLink(tcp.a)
+    pair.backup.attachLink(tcp.b)
+    const backupFailure = new Promise<Error>((r) => pair.backup.once('sync-failed', (f) => r(f.error)))
+    const marker = { epoch: 2, outputCount: 0 }
+    const [p, b] = await Promise.all([pair.primary.runSync(marker), pair.backup.runSync(marker)])
+    t.notOk(p, 'primary sync failed')
+    t.notOk(b, 'backup sync failed')
+    const err = await backupFailure
+    t.ok(
+      err instanceof SyncAbortedError || err.name === 'LinkClosedError',
+      `backup saw ${err.name}: ${err.message}`,
+    )
+    await pair.bvm.pause()
+    t.ok(sameSnapshot(await snapshot(pair.bvm), oldB), 'backup unchanged')
+    t.equal(pair.backup.needFull, false, 'still trusted: its pre-sync state is consistent')
+  },
+)
+
+t.test('primary VM dies after its cut: the backup still receives and applies that cut', async (t) => {
+  const pair = await preparedPair(33)
   t.teardown(() => pair.close())
-  const oldB = await snapshot(pair.bvm)
   const tcp = await tcpPair()
   t.teardown(() => tcp.close())
+  let cut: Awaited<ReturnType<typeof snapshot>> | undefined
+  const realResume = pair.pvm.resume.bind(pair.pvm)
+  pair.pvm.resume = async () => {
+    cut = await snapshot(pair.pvm) // the state the backup must end up with
+    await realResume()
+  }
   let batches = 0
-  const crashing = new FaultyLink(tcp.a, (m) => {
-    if (m.type === SyncMessageType.Pages && ++batches === 2) pair.pvm.crash('injected: primary VM died')
-    return 'pass'
-  })
-  pair.primary.attachLink(crashing)
+  pair.primary.attachLink(
+    new FaultyLink(tcp.a, (m) => {
+      if (m.type === SyncMessageType.Pages && ++batches === 2) pair.pvm.crash('injected: primary VM died')
+      return 'pass'
+    }),
+  )
   pair.backup.attachLink(tcp.b)
-  const backupFailure = new Promise<Error>((r) => pair.backup.once('sync-failed', (f) => r(f.error)))
   const marker = { epoch: 2, outputCount: 0 }
   const [p, b] = await Promise.all([pair.primary.runSync(marker), pair.backup.runSync(marker)])
-  t.notOk(p, 'primary sync failed')
-  t.notOk(b, 'backup sync failed')
-  const err = await backupFailure
-  t.ok(
-    err instanceof SyncAbortedError || err.name === 'LinkClosedError',
-    `backup saw ${err.name}: ${err.message}`,
-  )
+  t.ok(batches >= 2, 'the VM died mid-transfer')
+  t.ok(p, 'the primary completed the transfer from its paused copies')
+  t.ok(b, 'the backup applied it')
   await pair.bvm.pause()
-  t.ok(sameSnapshot(await snapshot(pair.bvm), oldB), 'backup unchanged')
-  t.equal(pair.backup.needFull, false, 'still trusted: its pre-sync state is consistent')
+  t.ok(cut && sameSnapshot(await snapshot(pair.bvm), cut), 'backup equals the primary at its cut')
 })
 
 t.test('backup VM refuses the write: backup marked untrusted (next sync is full)', async (t) => {

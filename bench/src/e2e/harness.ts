@@ -61,6 +61,12 @@ export interface RunSpec {
   readonly syncMode?: 'vsmr' | 'remus'
   /** Fixed sync interval (ms); unset = the idle monitor. */
   readonly fixedSyncIntervalMs?: number
+  /** Idle-monitor policy overrides (minIntervalMs, maxHeldAgeMs, periodMs). */
+  readonly syncPolicy?: {
+    readonly minIntervalMs?: number
+    readonly maxHeldAgeMs?: number
+    readonly periodMs?: number
+  }
   readonly loadS: number
   readonly memoryMiB: number
   readonly clients: number
@@ -86,6 +92,8 @@ export interface SyncStats {
   readonly hashP50Ms: number
   /** The primary's median time per protocol step (SyncReport.stepsMs), in step order. */
   readonly stepsP50Ms: Readonly<Record<string, number>>
+  /** The backup's median time per protocol step, for the same syncs. */
+  readonly backupStepsP50Ms: Readonly<Record<string, number>>
   /** Sync link payload both ways, bytes/s over the load window. */
   readonly linkBytesPerS: number
 }
@@ -145,7 +153,8 @@ function stepMedians(steps: readonly Readonly<Record<string, number>>[]): Record
   )
 }
 
-export function syncStats(reports: readonly SyncReportMsg[], seconds: number): SyncStats | undefined {
+export function syncStats(all: readonly SyncReportMsg[], seconds: number): SyncStats | undefined {
+  const reports = all.filter((r) => r.side === 'primary')
   if (reports.length === 0) return undefined
   const union = sum(reports.map((r) => r.unionPages))
   return {
@@ -177,6 +186,7 @@ export function syncStats(reports: readonly SyncReportMsg[], seconds: number): S
     ),
     linkBytesPerS: sum(reports.map((r) => r.bytesSent + r.bytesReceived)) / seconds,
     stepsP50Ms: stepMedians(reports.map((r) => r.stepsMs)),
+    backupStepsP50Ms: stepMedians(all.filter((r) => r.side === 'backup').map((r) => r.stepsMs)),
   }
 }
 
@@ -196,6 +206,7 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
     deadlineMs: 600_000,
     ...(spec.syncMode ? { syncMode: spec.syncMode } : {}),
     ...(spec.fixedSyncIntervalMs ? { fixedSyncIntervalMs: spec.fixedSyncIntervalMs } : {}),
+    ...(spec.syncPolicy ? { syncPolicy: spec.syncPolicy } : {}),
     onSyncReport: (r: SyncReportMsg) => reports.push(r),
     print: (l: string) => print(`    ${l}`),
   })

@@ -54,6 +54,12 @@ export interface DemoOptions {
   readonly syncMode?: 'vsmr' | 'remus'
   /** Sync every N ms instead of when the idle monitor says so (default: idle monitor). */
   readonly fixedSyncIntervalMs?: number
+  /** Overrides of the idle monitor's sync policy (defaults: the replica config's). */
+  readonly syncPolicy?: {
+    readonly minIntervalMs?: number
+    readonly maxHeldAgeMs?: number
+    readonly periodMs?: number
+  }
   /** Run the checker (default true). Benchmarks turn it off: its one-at-a-time SETs are extra load. */
   readonly checker?: boolean
   /**
@@ -267,6 +273,7 @@ export class Demo {
           minIntervalMs: 50,
           maxHeldAgeMs: 40,
           periodMs: 20,
+          ...this.o.syncPolicy,
           ...(this.o.fixedSyncIntervalMs ? { fixedIntervalMs: this.o.fixedSyncIntervalMs } : {}),
         },
         ...(this.o.syncMode ? { syncMode: this.o.syncMode } : {}),

@@ -64,7 +64,7 @@ export interface ReplicaProcessConfig {
   readonly sync: SyncTuning
   /** vmsync mode: 'vsmr' (default: divergent pages only) or 'remus' (every dirty page). */
   readonly syncMode?: 'vsmr' | 'remus'
-  /** Benchmarks: send a `sync-report` message per sync this replica completes as primary. */
+  /** Benchmarks: send a `sync-report` message per sync this replica completes (either side). */
   readonly reportSyncs?: boolean
   /** HTTP metrics/status endpoint; none without it. */
   readonly metrics?: MetricsEndpoint
@@ -117,9 +117,9 @@ export type SyncReportFields = Pick<
   | 'totalMs'
   | 'hashMs'
   | 'stepsMs'
-> & { readonly at: number; readonly mode: string }
+> & { readonly at: number; readonly mode: string; readonly side: SyncReport['side'] }
 
-/** Per sync completed as primary (only with `reportSyncs`). */
+/** Per sync this replica completes, as primary or backup (only with `reportSyncs`). */
 export interface ReplicaSyncReport extends SyncReportFields {
   readonly type: 'sync-report'
   readonly id: number

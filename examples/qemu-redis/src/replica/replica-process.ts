@@ -313,16 +313,12 @@ export class ReplicaProcess {
       qvm.frames?.toNet(f).catch(() => {})
     })
     vr.on('sync-completed', (rep: SyncReport) => {
-      if (rep.side !== 'primary') return
-      n.syncs++
-      if (rep.mode === SyncMode.Full) n.fullSyncs++
-      n.lastPauseMs = rep.pauseMs
-      n.lastIdentical = rep.identicalPct
       if (cfg.reportSyncs)
         this.hooks.send({
           type: 'sync-report',
           id: cfg.id,
           at: Date.now(),
+          side: rep.side,
           mode: SyncMode[rep.mode] ?? String(rep.mode),
           dirtyPages: rep.dirtyPages,
           peerDirtyPages: rep.peerDirtyPages,
@@ -339,6 +335,11 @@ export class ReplicaProcess {
           hashMs: rep.hashMs,
           stepsMs: rep.stepsMs,
         })
+      if (rep.side !== 'primary') return
+      n.syncs++
+      if (rep.mode === SyncMode.Full) n.fullSyncs++
+      n.lastPauseMs = rep.pauseMs
+      n.lastIdentical = rep.identicalPct
       log.debug('sync completed', { ...rep })
       if (rep.mode === SyncMode.Full)
         log.info('full sync completed', { pauseMs: rep.pauseMs, pages: rep.unionPages })

@@ -2,7 +2,7 @@
 // vector taken at the last reset(). Hashing is the pause-time floor, so it runs on vmsync's
 // worker-thread PageHasher straight from the RAM file. The vector of the last scan is exposed
 // (currentHashes) so the sync protocol does not hash the same pages a second time.
-import type { DirtyTracker, MemorySource } from '@plover/vmsync'
+import type { DirtyTracker, MemorySource, ScanVector } from '@plover/vmsync'
 import { VmNotPausedError } from '../memory/errors.js'
 
 /** What the tracker needs from vmsync's PageHasher. */
@@ -12,6 +12,11 @@ export interface PageHashing {
    * written into `out` when given.
    */
   hash(source: MemorySource, indices: Uint32Array | 'all', out?: Buffer): Promise<Buffer>
+  /**
+   * Block-first scan of every page (PageHasher.scan), used when present: given the previous scan,
+   * only blocks whose digest changed are hashed page by page.
+   */
+  scan?(source: MemorySource, previous?: ScanVector, out?: Buffer): Promise<ScanVector>
 }
 
 export interface HashScanTrackerOptions {
@@ -32,6 +37,19 @@ export interface ScanStats {
   readonly durationMs: number
   /** Bytes hashed per second. */
   readonly bytesPerSecond: number
+  /** Blocks hashed page by page (changed since the previous scan); undefined without block scans. */
+  readonly changedBlocks?: number
+}
+
+/**
+ * The newest digest vector. `blocks` (block-first scans only) always describes the same contents
+ * as `hashes`: a block whose pages were patched one by one is zeroed so the next scan re-hashes it.
+ */
+interface Latest {
+  hashes: Buffer
+  stamp: number | undefined
+  written: Set<number>
+  blocks?: { digests: Buffer; blockPages: number }
 }
 
 export class HashScanTracker implements DirtyTracker {
@@ -42,7 +60,7 @@ export class HashScanTracker implements DirtyTracker {
    * The last scan's vector, the change stamp it is exact for, and pages the host wrote since
    * (while the VM stayed paused): re-hashing just those brings the vector up to date.
    */
-  #latest: { hashes: Buffer; stamp: number | undefined; written: Set<number> } | undefined
+  #latest: Latest | undefined
   #lastScan: ScanStats | undefined
   #pool: Buffer[] = []
 
@@ -122,10 +140,15 @@ export class HashScanTracker implements DirtyTracker {
     const digests = await this.options.hasher.hash(this.options.source, indices)
     if (this.options.changeStamp?.() !== stamp) return undefined // RAM moved on meanwhile
     const width = digests.byteLength / indices.length
+    const blocks = latest.blocks
     for (let i = 0; i < indices.length; i++) {
       digests.copy(hashes, indices[i]! * width, i * width, (i + 1) * width)
+      if (blocks) {
+        const at = Math.floor(indices[i]! / blocks.blockPages) * width
+        blocks.digests.fill(0, at, at + width)
+      }
     }
-    this.#latest = { hashes, stamp, written: new Set() }
+    this.#latest = { hashes, stamp, written: new Set(), ...(blocks ? { blocks } : {}) }
     return hashes
   }
 
@@ -138,15 +161,38 @@ export class HashScanTracker implements DirtyTracker {
     // may be a different Buffer object over the very bytes we are about to overwrite.
     const baseline = this.#baseline
     const out = this.#pool.find((b) => !baseline || !sameMemory(b, baseline))
-    const hashes = await this.options.hasher.hash(this.options.source, 'all', out)
+    const { hasher, source } = this.options
+    let hashes: Buffer
+    let blocks: Latest['blocks']
+    let changedBlocks: number | undefined
+    if (hasher.scan) {
+      // The newest vector is the previous scan even when RAM moved on since: skipping is by content.
+      const prev = this.#latest
+      const previous = prev?.blocks && {
+        pages: prev.hashes,
+        blocks: prev.blocks.digests,
+        blockPages: prev.blocks.blockPages,
+        changedBlocks: 0,
+      }
+      const v = await hasher.scan(source, previous, out)
+      hashes = v.pages
+      blocks = { digests: v.blocks, blockPages: v.blockPages }
+      changedBlocks = v.changedBlocks
+    } else hashes = await hasher.hash(source, 'all', out)
     if (!out) this.#pool.push(hashes) // at most two: the baseline and the one being refilled
     const durationMs = performance.now() - started
     if (hashes.byteLength % this.pageCount !== 0 || hashes.byteLength === 0) {
       throw new Error(`hasher returned ${hashes.byteLength} bytes for ${this.pageCount} pages`)
     }
     const bytes = this.pageCount * (this.options.pageSize ?? 4096)
-    this.#lastScan = { pages: this.pageCount, bytes, durationMs, bytesPerSecond: bytes / (durationMs / 1000) }
-    this.#latest = { hashes, stamp, written: new Set() }
+    this.#lastScan = {
+      pages: this.pageCount,
+      bytes,
+      durationMs,
+      bytesPerSecond: bytes / (durationMs / 1000),
+      ...(changedBlocks !== undefined ? { changedBlocks } : {}),
+    }
+    this.#latest = { hashes, stamp, written: new Set(), ...(blocks ? { blocks } : {}) }
     return hashes
   }
 }

@@ -1,3 +1,8 @@
 export { hashPage, hashPagesSync } from './hash-pages.js'
 export { HASH_BYTES } from './messages.js'
-export { PageHasher, type PageHasherOptions } from './page-hasher.js'
+export {
+  DEFAULT_SCAN_BLOCK_PAGES,
+  PageHasher,
+  type PageHasherOptions,
+  type ScanVector,
+} from './page-hasher.js'

@@ -19,6 +19,22 @@ export interface HashJob {
   readonly all: boolean
   /** Largest single read from a file source, in bytes. */
   readonly chunkBytes: number
+  /**
+   * Block-first scan of every page (`all` must be true; from/to count blocks): set for
+   * PageHasher.scan. Absent for plain page hashing.
+   */
+  readonly scan?: ScanJob
+}
+
+export interface ScanJob {
+  /** Pages per block. */
+  readonly blockPages: number
+  /** Shared output: HASH_BYTES per block. */
+  readonly blocksOut: SharedArrayBuffer
+  /** The previous scan's block and page digests; null hashes every page. */
+  readonly previous: { readonly blocks: SharedArrayBuffer; readonly pages: SharedArrayBuffer } | null
+  /** Shared Int32 counter: blocks this job hashed page by page (their digest changed). */
+  readonly changedBlocks: SharedArrayBuffer
 }
 
 export type HashReply =

@@ -8,6 +8,20 @@ import { Worker } from 'node:worker_threads'
 import { type MemorySource, PAGE_SIZE } from '../vm/replicated-vm.js'
 import { HASH_BYTES, type HashJob, type HashReply, type WorkerReady } from './messages.js'
 
+/** Digests of every page and of every block of pages, from one PageHasher.scan. */
+export interface ScanVector {
+  /** HASH_BYTES per page. */
+  readonly pages: Buffer
+  /** HASH_BYTES per block of `blockPages` pages (the last block may be shorter). */
+  readonly blocks: Buffer
+  readonly blockPages: number
+  /** Blocks hashed page by page because their digest differed from the previous scan (or all). */
+  readonly changedBlocks: number
+}
+
+/** Default pages per block of a scan: 64 KiB blocks cut native calls 16-fold. */
+export const DEFAULT_SCAN_BLOCK_PAGES = 16
+
 export interface PageHasherOptions {
   /** Worker count; default os.availableParallelism(). */
   readonly threads?: number
@@ -17,6 +31,8 @@ export interface PageHasherOptions {
   readonly chunkBytes?: number
   /** Below this many pages per worker, fewer workers are used (a round trip costs ~50 µs). */
   readonly minPagesPerWorker?: number
+  /** Pages per block of scan(); default DEFAULT_SCAN_BLOCK_PAGES. */
+  readonly scanBlockPages?: number
 }
 
 interface Slot {
@@ -55,6 +71,11 @@ export class PageHasher {
   private readonly slots: Slot[] = []
   private indicesBuf = new SharedArrayBuffer(0)
   private outBuf = new SharedArrayBuffer(0)
+  private blocksBuf = new SharedArrayBuffer(0)
+  private prevPagesBuf = new SharedArrayBuffer(0)
+  private prevBlocksBuf = new SharedArrayBuffer(0)
+  private readonly changedBuf = new SharedArrayBuffer(4)
+  readonly scanBlockPages: number
   /** WHY a chain: calls share the reused buffers above, so they run one after another. */
   private queue: Promise<unknown> = Promise.resolve()
   private nextId = 1
@@ -67,6 +88,7 @@ export class PageHasher {
     this.pageSize = options.pageSize ?? PAGE_SIZE
     this.chunkBytes = Math.max(this.pageSize, options.chunkBytes ?? 2 << 20)
     this.minPagesPerWorker = Math.max(1, options.minPagesPerWorker ?? 64)
+    this.scanBlockPages = Math.max(1, Math.floor(options.scanBlockPages ?? DEFAULT_SCAN_BLOCK_PAGES))
     for (let i = 0; i < this.threads; i++) this.slots.push(this.spawn())
   }
 
@@ -77,6 +99,19 @@ export class PageHasher {
   hash(source: MemorySource, indices: Uint32Array | 'all', out?: Buffer): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('PageHasher is closed'))
     const run = this.queue.then(() => this.run(source, indices, out))
+    this.queue = run.catch(() => undefined)
+    return run
+  }
+
+  /**
+   * Digests of every page of `source` (as hash(source, 'all')) plus one per block of pages. With
+   * the `previous` scan of the same source, a block whose digest did not change keeps its pages'
+   * previous digests instead of hashing them again: a scan where little changed costs one native
+   * call per block rather than per page. Writes the page digests into `out` when given.
+   */
+  scan(source: MemorySource, previous?: ScanVector, out?: Buffer): Promise<ScanVector> {
+    if (this.closed) return Promise.reject(new Error('PageHasher is closed'))
+    const run = this.queue.then(() => this.runScan(source, previous, out))
     this.queue = run.catch(() => undefined)
     return run
   }
@@ -143,7 +178,83 @@ export class PageHasher {
     }
     if (this.outBuf.byteLength < bytes) this.outBuf = new SharedArrayBuffer(bytes)
 
-    const workers = Math.min(this.slots.length, Math.max(1, Math.floor(count / this.minPagesPerWorker)))
+    await this.fanOut(count, this.minPagesPerWorker, (id, from, to) => ({
+      ...this.job(id, source, from, to, this.chunkBytes),
+      all: indices === 'all',
+    }))
+    result.set(new Uint8Array(this.outBuf, 0, bytes))
+    return result.subarray(0, bytes)
+  }
+
+  private async runScan(
+    source: MemorySource,
+    previous: ScanVector | undefined,
+    out?: Buffer,
+  ): Promise<ScanVector> {
+    if (this.closed) throw new Error('PageHasher is closed')
+    if (this.startupError !== null) throw new Error(`hash workers failed to start: ${this.startupError}`)
+    const sourceBytes = source.kind === 'shared' ? source.buffer.byteLength : source.size
+    const pageCount = Math.floor(sourceBytes / this.pageSize)
+    const blockPages = this.scanBlockPages
+    const blockCount = Math.ceil(pageCount / blockPages)
+    const bytes = pageCount * HASH_BYTES
+    const blockBytes = blockCount * HASH_BYTES
+    const pages = out ?? Buffer.allocUnsafe(bytes)
+    if (pages.length < bytes) throw new RangeError(`output buffer holds ${pages.length} bytes, need ${bytes}`)
+    const usable =
+      previous !== undefined &&
+      previous.blockPages === blockPages &&
+      previous.pages.length === bytes &&
+      previous.blocks.length === blockBytes
+    if (this.outBuf.byteLength < bytes) this.outBuf = new SharedArrayBuffer(bytes)
+    if (this.blocksBuf.byteLength < blockBytes) this.blocksBuf = new SharedArrayBuffer(blockBytes)
+    if (usable) {
+      // Copied first: `out` may be the very memory of previous.pages.
+      if (this.prevPagesBuf.byteLength < bytes) this.prevPagesBuf = new SharedArrayBuffer(bytes)
+      if (this.prevBlocksBuf.byteLength < blockBytes) this.prevBlocksBuf = new SharedArrayBuffer(blockBytes)
+      new Uint8Array(this.prevPagesBuf, 0, bytes).set(previous.pages)
+      new Uint8Array(this.prevBlocksBuf, 0, blockBytes).set(previous.blocks)
+    }
+    const changed = new Int32Array(this.changedBuf)
+    Atomics.store(changed, 0, 0)
+    // WHY at least one block per read: the scan hashes whole blocks from the chunk.
+    const chunkBytes = Math.max(this.chunkBytes, blockPages * this.pageSize)
+    await this.fanOut(
+      blockCount,
+      Math.max(1, Math.floor(this.minPagesPerWorker / blockPages)),
+      (id, from, to) => ({
+        ...this.job(id, source, from, to, chunkBytes),
+        all: true,
+        scan: {
+          blockPages,
+          blocksOut: this.blocksBuf,
+          previous: usable ? { blocks: this.prevBlocksBuf, pages: this.prevPagesBuf } : null,
+          changedBlocks: this.changedBuf,
+        },
+      }),
+    )
+    pages.set(new Uint8Array(this.outBuf, 0, bytes))
+    return {
+      pages: pages.subarray(0, bytes),
+      blocks: Buffer.from(new Uint8Array(this.blocksBuf, 0, blockBytes)),
+      blockPages,
+      changedBlocks: Atomics.load(changed, 0),
+    }
+  }
+
+  /** The fields every job shares; `all` false unless the caller says otherwise. */
+  private job(id: number, source: MemorySource, from: number, to: number, chunkBytes: number): HashJob {
+    const { pageSize, indicesBuf: indices, outBuf: out } = this
+    return { id, source, pageSize, indices, out, from, to, all: false, chunkBytes }
+  }
+
+  /** Splits positions [0, count) into one contiguous share per worker and waits for all. */
+  private async fanOut(
+    count: number,
+    minPerWorker: number,
+    job: (id: number, from: number, to: number) => HashJob,
+  ): Promise<void> {
+    const workers = Math.min(this.slots.length, Math.max(1, Math.floor(count / minPerWorker)))
     const share = Math.ceil(count / workers)
     const id = this.nextId++
     const shares: Promise<HashReply>[] = []
@@ -152,22 +263,12 @@ export class PageHasher {
       const to = Math.min(count, from + share)
       if (from >= to) break
       const slot = this.slots[w]
-      const job: HashJob = {
-        id,
-        source,
-        pageSize: this.pageSize,
-        indices: this.indicesBuf,
-        out: this.outBuf,
-        from,
-        to,
-        all: indices === 'all',
-        chunkBytes: this.chunkBytes,
-      }
+      const msg = job(id, from, to)
       shares.push(
         new Promise<HashReply>((resolve) => {
           slot.pending = resolve
           slot.worker.ref() // a job in flight keeps the process alive until it answers
-          slot.worker.postMessage(job)
+          slot.worker.postMessage(msg)
         }).finally(() => slot.worker.unref()),
       )
     }
@@ -175,7 +276,5 @@ export class PageHasher {
     const replies = await Promise.all(shares)
     const failed = replies.find((r) => !r.ok)
     if (failed !== undefined && !failed.ok) throw new Error(`page hashing failed: ${failed.error}`)
-    result.set(new Uint8Array(this.outBuf, 0, bytes))
-    return result.subarray(0, bytes)
   }
 }

@@ -39,7 +39,19 @@ export interface BackupSyncOptions extends SyncSideOptions {
    * passes it on when a replica changes role; see DirtyMsg.baseline.
    */
   readonly baselineId?: number
+  /**
+   * When to acknowledge a transfer:
+   * - 'staged' (default): once it is complete and its checksum verified, before applying it — as
+   *   Remus acks a buffered checkpoint. The primary releases outputs one apply sooner. If the
+   *   apply then fails, the link drops (the primary unprotects) and the next sync is a full one;
+   *   a failover meanwhile waits for the apply, since the log's delivery awaits this sync.
+   * - 'applied': once the pages and device state are in the VM. An apply failure then fails
+   *   the sync on the primary too (it unprotects: the outputs go out either way).
+   */
+  readonly ackAfter?: BackupAckPoint
 }
+
+export type BackupAckPoint = 'staged' | 'applied'
 
 export interface BackupSyncEvents {
   'sync-completed': (report: SyncReport) => void
@@ -59,6 +71,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
   private device: { id: number; state: Uint8Array } | undefined
   private floor = 0
   private readonly peerMs: number
+  private readonly ackAfter: BackupAckPoint
   private readonly staging: PageStaging
 
   constructor(private readonly o: BackupSyncOptions) {
@@ -66,6 +79,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
     this.needFullFlag = o.needFull ?? true
     this.baseline = o.baselineId ?? 0
     this.peerMs = o.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS
+    this.ackAfter = o.ackAfter ?? 'staged'
     this.staging = new PageStaging(o.vm.pageSize, o.vm.pageCount)
   }
 
@@ -175,6 +189,10 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
         const staged = this.staging.finish(m, this.wholeDeviceState(m))
         steps.lap('waitTransfer')
         applying = true
+        // Best effort: if the ack is lost, the primary keeps its dirty baseline, and the next
+        // sync covers these pages again — harmless.
+        const ack = () => ch.send({ type: SyncMessageType.Ack, epoch }).catch(() => {})
+        if (this.ackAfter === 'staged') await ack()
         if (staged.indices.length > 0) await vm.writePages(staged.indices, staged.data)
         steps.lap('writePages')
         await vm.importDeviceState(staged.deviceState)
@@ -185,9 +203,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
         this.device = { id: m.syncId, state: Uint8Array.from(staged.deviceState) }
         applying = false
         this.setTrusted(true)
-        // Best effort: if the ack is lost, the primary keeps its dirty baseline, and the next
-        // sync covers these pages again — harmless.
-        await ch.send({ type: SyncMessageType.Ack, epoch }).catch(() => {})
+        if (this.ackAfter === 'applied') await ack()
         await vm.resume()
         steps.lap('resume')
         paused = false

@@ -15,10 +15,10 @@ import type { SyncLink } from '../link/link.js'
 import type { OrderedLog } from '../log/ordered-log.js'
 import type { SyncFailure, SyncReport } from '../metrics/sync-report.js'
 import { OutputGuard } from '../output/output-guard.js'
-import { BackupSync } from './backup-sync.js'
+import { type BackupAckPoint, BackupSync } from './backup-sync.js'
 import type { DuplicateMessageError, StaleEpochError } from './errors.js'
 import type { SyncMarker } from './marker.js'
-import { PrimarySync, type TransferMode } from './primary-sync.js'
+import { type PrimaryPausePoint, PrimarySync, type TransferMode } from './primary-sync.js'
 import type { SyncSideOptions } from './sync-options.js'
 
 export type ReplicaRole = 'primary' | 'backup'
@@ -28,6 +28,10 @@ export interface VmReplicaOptions extends SyncSideOptions {
   readonly role: ReplicaRole
   /** Primary transfer mode; default 'vsmr'. */
   readonly mode?: TransferMode
+  /** Primary only: when to pause relative to the backup's dirty set (PrimarySyncOptions.pauseAt). */
+  readonly pauseAt?: PrimaryPausePoint
+  /** Backup only: acknowledge a transfer once staged (default) or once applied (BackupSyncOptions.ackAfter). */
+  readonly ackAfter?: BackupAckPoint
   /** Backup only: VM state untrusted at start (default true -> first sync is full). */
   readonly needFull?: boolean
   readonly batcher?: InputBatcherOptions

@@ -3,7 +3,15 @@
 import t from 'tap'
 import { SyncAbortedError } from '../../src/protocol/errors.js'
 import { SyncMessageType } from '../../src/protocol/messages.js'
-import { FaultyLink, preparedPair, sameSnapshot, snapshot, syncBoth, tcpPair } from './fixtures/harness.js'
+import {
+  FaultyLink,
+  preparedPair,
+  sameSnapshot,
+  snapshot,
+  syncBoth,
+  tcpPair,
+  waitEvent,
+} from './fixtures/harness.js'
 
 t.test(
   'primary VM crashes while taking its cut: Abort reaches the backup, which keeps its state',
@@ -65,31 +73,43 @@ t.test('primary VM dies after its cut: the backup still receives and applies tha
   t.ok(cut && sameSnapshot(await snapshot(pair.bvm), cut), 'backup equals the primary at its cut')
 })
 
-t.test('backup VM refuses the write: backup marked untrusted (next sync is full)', async (t) => {
-  const pair = await preparedPair(32)
-  t.teardown(() => pair.close())
-  const tcp = await tcpPair()
-  t.teardown(() => tcp.close())
-  pair.primary.attachLink(tcp.a)
-  pair.backup.attachLink(tcp.b)
-  const realWrite = pair.bvm.writePages.bind(pair.bvm)
-  pair.bvm.writePages = async () => {
-    throw new Error('injected: disk full')
-  }
-  const trust: boolean[] = []
-  pair.backup.on('trust', (x) => trust.push(x))
-  const r = await syncBoth(pair, 2)
-  t.notOk(r.b, 'backup sync failed')
-  t.notOk(r.p, 'primary got no Ack')
-  t.equal(pair.backup.needFull, true, 'backup untrusted')
-  t.same(trust, [false])
+for (const ackAfter of ['staged', 'applied'] as const) {
+  t.test(
+    `backup VM refuses the write (ack ${ackAfter}): backup marked untrusted (next sync is full)`,
+    async (t) => {
+      const pair = await preparedPair(32, { ackAfter })
+      t.teardown(() => pair.close())
+      const tcp = await tcpPair()
+      t.teardown(() => tcp.close())
+      pair.primary.attachLink(tcp.a)
+      pair.backup.attachLink(tcp.b)
+      const realWrite = pair.bvm.writePages.bind(pair.bvm)
+      pair.bvm.writePages = async () => {
+        throw new Error('injected: disk full')
+      }
+      const trust: boolean[] = []
+      pair.backup.on('trust', (x) => trust.push(x))
+      const r = await syncBoth(pair, 2)
+      t.notOk(r.b, 'backup sync failed')
+      if (ackAfter === 'applied') t.notOk(r.p, 'primary got no Ack')
+      else {
+        // Acked once staged: the failure shows as the link dropping right after.
+        t.ok(r.p, 'primary got the Ack before the apply failed')
+        if (pair.primary.hasBackup) await waitEvent(pair.primary, 'link-down')
+      }
+      t.notOk(pair.primary.hasBackup, 'the link is down')
+      t.notOk(pair.guard.isProtected, 'outputs are unprotected')
+      t.equal(pair.backup.needFull, true, 'backup untrusted')
+      t.same(trust, [false])
 
-  pair.bvm.writePages = realWrite
-  const again = await tcpPair()
-  t.teardown(() => again.close())
-  pair.primary.attachLink(again.a)
-  pair.backup.attachLink(again.b)
-  const full = await syncBoth(pair, 3)
-  t.equal(full.p?.divergentPages, pair.pvm.pageCount, 'recovery is a full sync')
-  t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'equal again')
-})
+      pair.bvm.writePages = realWrite
+      const again = await tcpPair()
+      t.teardown(() => again.close())
+      pair.primary.attachLink(again.a)
+      pair.backup.attachLink(again.b)
+      const full = await syncBoth(pair, 3)
+      t.equal(full.p?.divergentPages, pair.pvm.pageCount, 'recovery is a full sync')
+      t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'equal again')
+    },
+  )
+}

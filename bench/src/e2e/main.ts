@@ -170,7 +170,7 @@ for (const side of ['primary', 'backup'] as const) {
   print(
     side === 'primary'
       ? '\nWhere a sync goes (primary, median ms per step; the VM runs again after "resume")'
-      : '\nWhere a sync goes (backup, median ms per step; it acks after "resetTracker")',
+      : '\nWhere a sync goes (backup, median ms per step; it acks after "waitTransfer", then applies)',
   )
   const stepNames = [...new Set(plovers.flatMap((o) => Object.keys(stepsOf(o))))]
   print(

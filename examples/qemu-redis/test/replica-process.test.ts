@@ -1,6 +1,7 @@
 // The QEMU example's replica process as an operator meets it, started standalone (no IPC, no
 // QEMU): bad configuration gives one line on stderr and exit code 78, no stack trace; a port in
-// use is named (78); a voter without root/CAP_NET_ADMIN gets 77; a witness started from a config
+// use is named (78); a voter without root/CAP_NET_ADMIN gets 77, without QEMU on PATH 69 (on a real
+// bridge and tap, removed afterwards); a witness started from a config
 // file serves GET /metrics and /status over HTTP and stops cleanly on SIGTERM with exit code 0.
 import { type SpawnOptions, spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -9,6 +10,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { TestNetwork } from '@plover/qemu'
 import t, { type Test } from 'tap'
 
 const MAIN = fileURLToPath(new URL('../src/replica/main.ts', import.meta.url))
@@ -216,6 +218,25 @@ t.test('not root: a voter needs CAP_NET_ADMIN for its taps', async (t) => {
   const r = await run(['--config', file], isRoot ? { spawn: { uid: 65534, gid: 65534 }, bareEnv: true } : {})
   oneLine(t, r, 77, /replica 1 is a voter: its taps need root or CAP_NET_ADMIN \(running as uid 65534/)
 })
+
+t.test(
+  'QEMU not on PATH: exit 69 (unavailable)',
+  { skip: !isRoot && 'needs root for the bridge and tap it checks first' },
+  async (t) => {
+    // A real bridge and tap, so every check before the programs passes; removed even on failure.
+    const network = await TestNetwork.create()
+    t.teardown(() => network.dispose())
+    const tap = await network.addTap()
+    const { file } = await config(1, (d) => ({
+      ...d,
+      vm: { ...(d.vm as object), bridge: network.bridge, tap },
+    }))
+    // node itself is started by path; PATH is where the replica looks for qemu and ip.
+    const emptyBin = mkdtempSync(join(dir, 'bin-'))
+    const r = await run(['--config', file], { spawn: { env: { ...process.env, PATH: emptyBin } } })
+    oneLine(t, r, 69, /qemu-system-x86_64 not found on PATH \(apt-get install qemu-system-x86\)/)
+  },
+)
 
 t.test('consensus port in use', async (t) => {
   const { file, ports } = await config(3)

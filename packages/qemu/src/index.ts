@@ -109,7 +109,9 @@ export { GuestMemory, type GuestMemoryOptions } from './memory/guest-memory.js'
 // Device-state transfer (x-ignore-shared migration) and standbys
 export { compareDeviceState, type StateDifference, sameDeviceState } from './migration/compare-state.js'
 export {
+  armIncoming,
   exportDeviceState,
+  type ImportOptions,
   importDeviceState,
   migrateToStandby,
   type TransferOptions,
@@ -117,6 +119,7 @@ export {
 } from './migration/device-state.js'
 export { MigrationFailedError, type MigrationSide, MigrationTimeoutError } from './migration/errors.js'
 export {
+  incomingSocketPath,
   type StandbyFactoryOptions,
   StandbyPool,
   type StandbyPoolEvents,

@@ -187,6 +187,10 @@ export class ReplicaProcess {
       })
       // One tap per QEMU: a standby cannot open the tap the running backup QEMU holds.
       const standbys = new StandbyPool({
+        // WHY two, armed: a standby takes 50–250 ms to start here and syncs come every ~130 ms;
+        // arming moves two QMP round trips out of the backup's apply (bench/e2e step table).
+        size: 2,
+        armIncoming: true,
         spawn: async (seq) => {
           const tap = `${vs.tapPrefix}r${cfg.id}${(tapSeq++).toString(36)}`
           this.createdTaps.add(tap)

@@ -2,7 +2,8 @@
 // (plus small non-shared RAM blocks such as ROMs) travel; guest RAM stays in the files.
 //   migrateToStandby   primary → standby directly over a unix socket (both on this host)
 //   exportDeviceState  primary → a Node-owned socket: the stream as bytes, to send over our own link
-//   importDeviceState  bytes → a standby's `migrate-incoming` socket
+//   importDeviceState  bytes → a standby's `migrate-incoming` socket (armed in advance or here)
+//   armIncoming        a standby's half of the import, done before the bytes exist
 // Every form leaves the source in `postmigrate` (or paused after a failure): `cont` resumes it.
 import { rmSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
@@ -34,6 +35,23 @@ export interface TransferOptions {
   readonly socketPath: string
   /** Budget for the whole transfer (default 30 s). */
   readonly timeoutMs?: number
+}
+
+export interface ImportOptions extends TransferOptions {
+  /** armIncoming already ran on this standby with this socketPath: skip straight to the bytes. */
+  readonly armed?: boolean
+}
+
+/**
+ * A standby's half of importDeviceState, done ahead of time: x-ignore-shared on and
+ * `migrate-incoming` listening on `socketPath`. WHY separately: these two QMP round trips cost
+ * ~7 ms p50 (25 ms p90) on a loaded host, inside the backup's apply of every sync, while a
+ * standby waits idle for a good part of a sync interval.
+ */
+export async function armIncoming(standby: MigrationQmp, socketPath: string): Promise<void> {
+  await enableIgnoreShared(standby)
+  rmSync(socketPath, { force: true })
+  await standby.migrateIncoming(`unix:${socketPath}`)
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000
@@ -134,12 +152,10 @@ export async function exportDeviceState(
 export async function importDeviceState(
   standby: MigrationQmp,
   state: Uint8Array,
-  options: TransferOptions,
+  options: ImportOptions,
 ): Promise<TransferStats> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
-  await enableIgnoreShared(standby)
-  rmSync(options.socketPath, { force: true })
-  await standby.migrateIncoming(`unix:${options.socketPath}`)
+  if (!options.armed) await armIncoming(standby, options.socketPath)
   const started = performance.now()
   const socket = connect(options.socketPath)
   const sent = new Promise<void>((resolve, reject) => {

@@ -1,9 +1,11 @@
 // Keeps the next standby QEMU spawned before it is needed: a standby accepts exactly one incoming
 // migration, and starting one costs ~200–250 ms to QMP-ready, which must not land in a sync's pause.
+import { join } from 'node:path'
 import { EventEmitter } from 'eventemitter3'
 import { type LaunchOptions, launch, type QemuProcess } from '../launch/qemu-process.js'
 import { standbyConfig } from '../launch/standby.js'
 import type { VmConfig } from '../launch/vm-config.js'
+import { armIncoming } from './device-state.js'
 
 export interface StandbyPoolEvents {
   /** A standby is ready (QMP connected); `spawnMs` is how long it took. */
@@ -15,8 +17,22 @@ export interface StandbyPoolEvents {
 export interface StandbyPoolOptions {
   /** Starts one standby. `seq` counts from 1 and makes names unique. */
   readonly spawn: (seq: number) => Promise<QemuProcess>
-  /** Standbys kept ready (default 1). */
+  /**
+   * Standbys kept ready (default 1). WHY more than one: a standby takes ~50–250 ms to reach QMP
+   * on a loaded host, and syncs may come faster than that; take() then waits inside a sync.
+   */
   readonly size?: number
+  /**
+   * Arm every standby for importDeviceState as soon as it is up (armIncoming on
+   * `<runDir>/incoming.sock`; see armedSocket). Such a standby only takes an import, not
+   * migrateToStandby. Default false.
+   */
+  readonly armIncoming?: boolean
+}
+
+/** Where an armed standby listens for its incoming migration. */
+export function incomingSocketPath(standby: QemuProcess): string {
+  return join(standby.paths.runDir, 'incoming.sock')
 }
 
 export class StandbyPool extends EventEmitter<StandbyPoolEvents> {
@@ -24,6 +40,7 @@ export class StandbyPool extends EventEmitter<StandbyPoolEvents> {
   #seq = 0
   #closed = false
   #taken = 0
+  readonly #armed = new WeakSet<QemuProcess>()
 
   constructor(private readonly options: StandbyPoolOptions) {
     super()
@@ -59,6 +76,11 @@ export class StandbyPool extends EventEmitter<StandbyPoolEvents> {
     return this.#taken
   }
 
+  /** The socket a standby from this pool already listens on (armIncoming), if armed. */
+  armedSocket(standby: QemuProcess): string | undefined {
+    return this.#armed.has(standby) ? incomingSocketPath(standby) : undefined
+  }
+
   /** Stops every standby not taken. */
   async close(): Promise<void> {
     this.#closed = true
@@ -79,6 +101,15 @@ export class StandbyPool extends EventEmitter<StandbyPoolEvents> {
       if (this.#closed) {
         await standby.stop()
         throw new Error('standby pool closed while spawning')
+      }
+      if (this.options.armIncoming) {
+        try {
+          await armIncoming(standby.qmp, incomingSocketPath(standby))
+        } catch (err) {
+          await standby.stop()
+          throw new Error(`arming standby ${standby.name} failed: ${(err as Error).message}`)
+        }
+        this.#armed.add(standby)
       }
       this.emit('spawned', standby, performance.now() - started)
       return standby

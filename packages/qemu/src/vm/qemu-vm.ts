@@ -23,7 +23,7 @@ import { DEFAULT_MEMORY_MIB } from '../launch/vm-config.js'
 import { VmNotPausedError } from '../memory/errors.js'
 import { GuestMemory } from '../memory/guest-memory.js'
 import { exportDeviceState, importDeviceState, type TransferStats } from '../migration/device-state.js'
-import type { StandbyPool } from '../migration/standby-pool.js'
+import { incomingSocketPath, type StandbyPool } from '../migration/standby-pool.js'
 import { NoStandbyError, VmExitedError } from './errors.js'
 
 export interface QemuVmOptions {
@@ -230,8 +230,10 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
           `standby maps ${standby.paths.ramPath}, this VM ${this.#process.paths.ramPath}`,
         )
       }
+      const armed = pool.armedSocket(standby)
       this.#lastImport = await importDeviceState(standby.qmp, state, {
-        socketPath: join(standby.paths.runDir, 'incoming.sock'),
+        socketPath: armed ?? incomingSocketPath(standby),
+        armed: armed !== undefined,
         timeoutMs: this.options.transferTimeoutMs,
       })
     } catch (err) {

@@ -1,11 +1,13 @@
 // The standby pool keeps the next standby QEMU ready, replaces one that died, and stops spares on
-// close (no orphan QEMU).
-import { existsSync, rmSync } from 'node:fs'
+// close (no orphan QEMU); armed, it hands out standbys already listening for their import.
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
 import t from 'tap'
 import { guestBoot } from '../../src/launch/guest-boot.js'
 import type { QemuProcess } from '../../src/launch/qemu-process.js'
 import type { VmConfig } from '../../src/launch/vm-config.js'
-import { StandbyPool, standbyLauncher } from '../../src/migration/standby-pool.js'
+import { exportDeviceState, importDeviceState } from '../../src/migration/device-state.js'
+import { incomingSocketPath, StandbyPool, standbyLauncher } from '../../src/migration/standby-pool.js'
+import { bootTestGuest } from '../../src/testing/boot-test-guest.js'
 import { requireQemu } from '../../src/testing/require-qemu.js'
 import { uniqueVmName } from '../../src/testing/unique-name.js'
 
@@ -86,4 +88,54 @@ t.test('a ready standby is handed out at once and replaced in the background', a
   )
   await t.rejects(pool.take(), /closed/)
   t.comment(`standby spawn to QMP-ready: ${spawnTimes.map((ms) => ms.toFixed(0)).join(', ')} ms`)
+})
+
+t.test('armed: standbys listen for their import before take(); the import skips the QMP setup', async (t) => {
+  const env = requireQemu(t)
+  if (!env) return
+  // The source of the device state: a booted guest (an early-boot state does not load: QEMU
+  // refuses kvm-tpr-opt's section before the guest ran its option ROMs).
+  const source = await bootTestGuest(t, env, { memoryMiB: 128 })
+  const name = uniqueVmName('armed')
+  const ramPath = `/dev/shm/plover-${name}-backup.ram`
+  const pool = new StandbyPool({
+    spawn: standbyLauncher({ base: source.config, ramPath, namePrefix: name }),
+    size: 2,
+    armIncoming: true,
+  })
+  const plain = new StandbyPool({
+    spawn: standbyLauncher({ base: source.config, ramPath, namePrefix: `${name}p` }),
+  })
+  const taken: QemuProcess[] = []
+  t.teardown(async () => {
+    await pool.close()
+    await plain.close()
+    for (const s of taken) await s.stop()
+    rmSync(ramPath, { force: true })
+  })
+  const standby = await pool.take()
+  taken.push(standby)
+  const socket = pool.armedSocket(standby)
+  t.equal(socket, incomingSocketPath(standby))
+  t.ok(socket && existsSync(socket), 'QEMU listens on the socket already')
+  const pending = (await standby.qmp.queryMigrate()) as { 'socket-address'?: Array<{ path?: string }> }
+  t.same(
+    pending['socket-address']?.map((a) => a.path),
+    [socket],
+    'query-migrate shows the pending incoming migration on that socket',
+  )
+
+  const unarmed = await plain.take()
+  taken.push(unarmed)
+  t.equal(plain.armedSocket(unarmed), undefined, 'a pool without armIncoming arms nothing')
+  t.equal(pool.armedSocket(unarmed), undefined, 'nor does another pool vouch for it')
+
+  const { state } = await exportDeviceState(source.qmp, { socketPath: `${source.paths.runDir}/export.sock` })
+  // The backup's RAM must hold the source's (the device state points into it, e.g. option ROMs):
+  // written in place, as a sync does, never truncated under the standby's mapping.
+  const fd = openSync(ramPath, 'r+')
+  writeSync(fd, readFileSync(source.paths.ramPath), 0, undefined, 0)
+  closeSync(fd)
+  await importDeviceState(standby.qmp, state, { socketPath: socket!, armed: true })
+  t.equal((await standby.qmp.queryStatus()).status, 'paused', 'the armed standby loaded the state')
 })

@@ -100,6 +100,9 @@ t.test('VmReplica keeps a QEMU backup byte-identical to its primary: full + 2 VS
       ports.set(proc.pid, port)
       return proc
     },
+    // As examples/qemu-redis runs them: two ready, armed for the import in advance.
+    size: 2,
+    armIncoming: true,
   })
   t.teardown(() => standbys.close())
   const pvm = await QemuVm.open({ process: a.vm, hasher, removeRamOnClose: true })

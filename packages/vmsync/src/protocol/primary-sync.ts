@@ -50,7 +50,9 @@ export interface PrimarySyncOptions extends SyncSideOptions {
    * When the primary pauses once the marker is through its VM:
    * - 'with-backup' (default): at once, so it collects its dirty set while the backup collects
    *   its own. Two scans side by side instead of one after the other: a shorter sync, hence
-   *   outputs released sooner. The pause may include the backup's lag to the marker.
+   *   outputs released sooner. The pause may include the backup's lag to the marker — at worst
+   *   peerTimeoutMs, if the backup stalls without its link dropping (the sync then fails, the
+   *   guard unprotects and the VM resumes).
    * - 'after-backup-dirty': only once the backup's dirty set arrived; the VM runs meanwhile,
    *   keeping the backup's lag out of the pause, at the price of the scans in series.
    */

@@ -69,7 +69,7 @@ export class GuestMemory {
   /** Copies pages `indices[i]` into `dst` at i*pageSize. Allowed while running (content may be torn). */
   async readPages(indices: Uint32Array, dst: Uint8Array): Promise<void> {
     this.#checkBuffer(indices, dst)
-    await this.#forRuns(indices, (run) => this.#io('read', run, dst))
+    for (const run of this.#runs(indices)) this.#io('read', run, dst)
   }
 
   /** Overwrites pages `indices[i]` with `src` at i*pageSize. Paused only. */
@@ -77,7 +77,7 @@ export class GuestMemory {
     if (!this.options.isPaused()) throw new VmNotPausedError('writePages')
     this.#checkBuffer(indices, src)
     this.#generation++
-    await this.#forRuns(indices, (run) => this.#io('write', run, src))
+    for (const run of this.#runs(indices)) this.#io('write', run, src)
   }
 
   async close(): Promise<void> {
@@ -107,10 +107,6 @@ export class GuestMemory {
       i += pages
     }
     return runs
-  }
-
-  async #forRuns(indices: Uint32Array, fn: (run: Run) => void): Promise<void> {
-    for (const run of this.#runs(indices)) fn(run)
   }
 
   #io(kind: 'read' | 'write', run: Run, buf: Uint8Array): void {

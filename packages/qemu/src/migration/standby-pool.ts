@@ -24,7 +24,7 @@ export interface StandbyPoolOptions {
   readonly size?: number
   /**
    * Arm every standby for importDeviceState as soon as it is up (armIncoming on
-   * `<runDir>/incoming.sock`; see armedSocket). Such a standby only takes an import, not
+   * `incomingSocketPath`; see isArmed). Such a standby only takes an import, not
    * migrateToStandby. Default false.
    */
   readonly armIncoming?: boolean
@@ -76,9 +76,9 @@ export class StandbyPool extends EventEmitter<StandbyPoolEvents> {
     return this.#taken
   }
 
-  /** The socket a standby from this pool already listens on (armIncoming), if armed. */
-  armedSocket(standby: QemuProcess): string | undefined {
-    return this.#armed.has(standby) ? incomingSocketPath(standby) : undefined
+  /** This pool armed `standby`: it listens on incomingSocketPath(standby) already. */
+  isArmed(standby: QemuProcess): boolean {
+    return this.#armed.has(standby)
   }
 
   /** Stops every standby not taken. */

@@ -230,10 +230,9 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
           `standby maps ${standby.paths.ramPath}, this VM ${this.#process.paths.ramPath}`,
         )
       }
-      const armed = pool.armedSocket(standby)
       this.#lastImport = await importDeviceState(standby.qmp, state, {
-        socketPath: armed ?? incomingSocketPath(standby),
-        armed: armed !== undefined,
+        socketPath: incomingSocketPath(standby),
+        armed: pool.isArmed(standby),
         timeoutMs: this.options.transferTimeoutMs,
       })
     } catch (err) {

@@ -47,6 +47,21 @@ export function hashShared(
   }
 }
 
+/** Runs `fn` on a read-only descriptor of the source's file, closed afterwards. */
+function withMemoryFile<T>(source: Extract<MemorySource, { kind: 'file' }>, fn: (fd: number) => T): T {
+  let fd: number
+  try {
+    fd = openSync(source.path, 'r')
+  } catch (err) {
+    throw new Error(`cannot open memory file ${source.path}: ${(err as Error).message}`)
+  }
+  try {
+    return fn(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /** Reads `want` bytes at `at` into the start of `chunk`, or throws naming `what()`. */
 function readFully(fd: number, chunk: Buffer, want: number, at: number, what: () => string): void {
   let got = 0
@@ -72,13 +87,7 @@ export function hashFile(
 ): void {
   const pageCount = Math.floor(source.size / pageSize)
   const maxPages = Math.max(1, Math.floor(chunk.length / pageSize))
-  let fd: number
-  try {
-    fd = openSync(source.path, 'r')
-  } catch (err) {
-    throw new Error(`cannot open memory file ${source.path}: ${(err as Error).message}`)
-  }
-  try {
+  withMemoryFile(source, (fd) => {
     let pos = sel.from
     while (pos < sel.to) {
       const first = pageAt(sel, pos)
@@ -95,9 +104,7 @@ export function hashFile(
       }
       pos += run
     }
-  } finally {
-    closeSync(fd)
-  }
+  })
 }
 
 /**
@@ -198,14 +205,8 @@ export function scanFile(
   const blockBytes = t.blockPages * pageSize
   const perRead = Math.floor(chunk.length / blockBytes)
   if (perRead < 1) throw new RangeError(`scan chunk of ${chunk.length} bytes is smaller than a block`)
-  let fd: number
-  try {
-    fd = openSync(source.path, 'r')
-  } catch (err) {
-    throw new Error(`cannot open memory file ${source.path}: ${(err as Error).message}`)
-  }
-  let changed = 0
-  try {
+  return withMemoryFile(source, (fd) => {
+    let changed = 0
     for (let b = fromBlock; b < toBlock; b += perRead) {
       const firstPage = b * t.blockPages
       const pages = Math.min(perRead * t.blockPages, pageCount - firstPage, (toBlock - b) * t.blockPages)
@@ -218,8 +219,6 @@ export function scanFile(
         if (scanBlock(view, b + k, firstPage + k * t.blockPages, pageSize, t)) changed++
       }
     }
-  } finally {
-    closeSync(fd)
-  }
-  return changed
+    return changed
+  })
 }

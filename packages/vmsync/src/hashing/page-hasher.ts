@@ -97,10 +97,7 @@ export class PageHasher {
    * Writes into `out` when given (it must hold at least that many bytes) and returns it.
    */
   hash(source: MemorySource, indices: Uint32Array | 'all', out?: Buffer): Promise<Buffer> {
-    if (this.closed) return Promise.reject(new Error('PageHasher is closed'))
-    const run = this.queue.then(() => this.run(source, indices, out))
-    this.queue = run.catch(() => undefined)
-    return run
+    return this.enqueue(() => this.run(source, indices, out))
   }
 
   /**
@@ -110,10 +107,23 @@ export class PageHasher {
    * call per block rather than per page. Writes the page digests into `out` when given.
    */
   scan(source: MemorySource, previous?: ScanVector, out?: Buffer): Promise<ScanVector> {
+    return this.enqueue(() => this.runScan(source, previous, out))
+  }
+
+  /** Runs `job` after every earlier call (they share the reused buffers). */
+  private enqueue<T>(job: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new Error('PageHasher is closed'))
-    const run = this.queue.then(() => this.runScan(source, previous, out))
+    const run = this.queue.then(job)
     this.queue = run.catch(() => undefined)
     return run
+  }
+
+  /** Pages in `source`, once the pool is known to be usable. */
+  private usablePages(source: MemorySource): number {
+    if (this.closed) throw new Error('PageHasher is closed')
+    if (this.startupError !== null) throw new Error(`hash workers failed to start: ${this.startupError}`)
+    const sourceBytes = source.kind === 'shared' ? source.buffer.byteLength : source.size
+    return Math.floor(sourceBytes / this.pageSize)
   }
 
   /** Terminates the workers. Idempotent; later hash() calls reject. */
@@ -161,10 +171,8 @@ export class PageHasher {
   }
 
   private async run(source: MemorySource, indices: Uint32Array | 'all', out?: Buffer): Promise<Buffer> {
-    if (this.closed) throw new Error('PageHasher is closed')
-    if (this.startupError !== null) throw new Error(`hash workers failed to start: ${this.startupError}`)
-    const sourceBytes = source.kind === 'shared' ? source.buffer.byteLength : source.size
-    const count = indices === 'all' ? Math.floor(sourceBytes / this.pageSize) : indices.length
+    const pageCount = this.usablePages(source)
+    const count = indices === 'all' ? pageCount : indices.length
     const bytes = count * HASH_BYTES
     const result = out ?? Buffer.allocUnsafe(bytes)
     if (result.length < bytes)
@@ -191,10 +199,7 @@ export class PageHasher {
     previous: ScanVector | undefined,
     out?: Buffer,
   ): Promise<ScanVector> {
-    if (this.closed) throw new Error('PageHasher is closed')
-    if (this.startupError !== null) throw new Error(`hash workers failed to start: ${this.startupError}`)
-    const sourceBytes = source.kind === 'shared' ? source.buffer.byteLength : source.size
-    const pageCount = Math.floor(sourceBytes / this.pageSize)
+    const pageCount = this.usablePages(source)
     const blockPages = this.scanBlockPages
     const blockCount = Math.ceil(pageCount / blockPages)
     const bytes = pageCount * HASH_BYTES

@@ -20,11 +20,7 @@ import {
 type PairOpts = Parameters<typeof makePair>[0]
 
 /** A trusted pair on a TCP link, both sides then mutated differently. */
-async function mutatedPair(
-  t: Test,
-  opts: PairOpts,
-  seed = 7,
-): Promise<{ pair: Pair; close: () => Promise<void> }> {
+async function mutatedPair(t: Test, opts: PairOpts, seed = 7): Promise<{ pair: Pair }> {
   const pair = await makePair({ batchPages: 4, ...opts })
   const link = await tcpPair()
   pair.primary.attachLink(link.a)
@@ -37,7 +33,7 @@ async function mutatedPair(
     await link.close()
     await pair.close()
   })
-  return { pair, close: link.close }
+  return { pair }
 }
 
 async function expectEqual(t: Test, pair: Pair, what: string) {
@@ -98,34 +94,28 @@ function slowWrites(pair: Pair, ms: number): { written: () => boolean } {
   return { written: () => done }
 }
 
-t.test("ackAfter 'staged' (default): the primary completes while the backup still applies", async (t) => {
-  const { pair } = await mutatedPair(t, { ackAfter: 'staged' })
-  const w = slowWrites(pair, 300)
-  const marker = { epoch: 2, outputCount: 0 }
-  const b = pair.backup.runSync(marker)
-  const pr = await pair.primary.runSync(marker)
-  t.ok(pr, 'the primary completed')
-  t.equal(pr!.divergentPages > 0, true, 'pages were sent')
-  t.notOk(w.written(), 'before the backup wrote them')
-  t.ok(await b, 'the backup completed the apply')
-  await pair.pvm.pause()
-  await pair.bvm.pause()
-  await expectEqual(t, pair, 'after the apply')
-})
-
-t.test("ackAfter 'applied': the primary completes only after the backup applied", async (t) => {
-  const { pair } = await mutatedPair(t, { ackAfter: 'applied' })
-  const w = slowWrites(pair, 300)
-  const marker = { epoch: 2, outputCount: 0 }
-  const b = pair.backup.runSync(marker)
-  const pr = await pair.primary.runSync(marker)
-  t.ok(pr, 'the primary completed')
-  t.ok(w.written(), 'after the backup wrote the pages')
-  t.ok(await b)
-  await pair.pvm.pause()
-  await pair.bvm.pause()
-  await expectEqual(t, pair, 'after the apply')
-})
+for (const ackAfter of ['staged', 'applied'] as const) {
+  const name =
+    ackAfter === 'staged'
+      ? "ackAfter 'staged' (default): the primary completes while the backup still applies"
+      : "ackAfter 'applied': the primary completes only after the backup applied"
+  t.test(name, async (t) => {
+    const { pair } = await mutatedPair(t, { ackAfter })
+    const w = slowWrites(pair, 300)
+    const marker = { epoch: 2, outputCount: 0 }
+    const b = pair.backup.runSync(marker)
+    const pr = await pair.primary.runSync(marker)
+    t.ok(pr, 'the primary completed')
+    if (ackAfter === 'staged') {
+      t.equal(pr!.divergentPages > 0, true, 'pages were sent')
+      t.notOk(w.written(), 'before the backup wrote them')
+    } else t.ok(w.written(), 'after the backup wrote the pages')
+    t.ok(await b, 'the backup completed the apply')
+    await pair.pvm.pause()
+    await pair.bvm.pause()
+    await expectEqual(t, pair, 'after the apply')
+  })
+}
 
 t.test(
   "ackAfter 'staged': an apply failing after the ack drops the link and the next sync is full",

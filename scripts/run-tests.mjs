@@ -8,6 +8,7 @@ import { join } from 'node:path'
 const root = new URL('..', import.meta.url).pathname
 const dirs = [
   'packages/consensus',
+  'packages/mapped-file',
   'packages/idle-monitor',
   'packages/vmsync',
   'packages/qemu',

@@ -59,6 +59,8 @@ export interface RunSpec {
   readonly label: string
   readonly kind: RunKind
   readonly syncMode?: 'vsmr' | 'remus'
+  /** How the voters' hash workers read guest RAM (default 'auto'). */
+  readonly hashFileReads?: 'auto' | 'mmap' | 'pread'
   /** Fixed sync interval (ms); unset = the idle monitor. */
   readonly fixedSyncIntervalMs?: number
   /** Idle-monitor policy overrides (minIntervalMs, maxHeldAgeMs, periodMs). */
@@ -205,6 +207,7 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
     reprotect: false,
     deadlineMs: 600_000,
     ...(spec.syncMode ? { syncMode: spec.syncMode } : {}),
+    ...(spec.hashFileReads ? { hashFileReads: spec.hashFileReads } : {}),
     ...(spec.fixedSyncIntervalMs ? { fixedSyncIntervalMs: spec.fixedSyncIntervalMs } : {}),
     ...(spec.syncPolicy ? { syncPolicy: spec.syncPolicy } : {}),
     onSyncReport: (r: SyncReportMsg) => reports.push(r),

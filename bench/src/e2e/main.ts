@@ -10,7 +10,9 @@
 //   cd bench && pnpm e2e [--quick] [--load-s 30] [--memory 128] [--clients 50] [--iter 1000]
 //                        [--iter-replicated 500] [--no-relay] [--only vsmr,remus,direct,relay]
 //                        [--min-interval-ms N] [--max-held-age-ms N] [--period-ms N]
-//   (the last three override the idle monitor's policy on both Plover configurations)
+//                        [--file-reads auto|mmap|pread]
+//   (--min-interval-ms, --max-held-age-ms and --period-ms override the idle monitor's policy on
+//   both Plover configurations; --file-reads how their hash workers read guest RAM)
 //
 // Root, QEMU and the guest image needed (see examples/qemu-redis/README.md).
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     'min-interval-ms': { type: 'string' },
     'max-held-age-ms': { type: 'string' },
     'period-ms': { type: 'string' },
+    'file-reads': { type: 'string' },
   },
 })
 const loadS = Number(values['load-s'] ?? (values.quick ? 12 : 30))
@@ -57,8 +60,12 @@ const syncPolicy = Object.fromEntries(
     periodMs: policyFlag('period-ms'),
   }).filter(([, v]) => v !== undefined),
 )
+const fileReads = values['file-reads']
+if (fileReads !== undefined && !['auto', 'mmap', 'pread'].includes(fileReads))
+  throw new Error(`--file-reads takes auto, mmap or pread; got ${fileReads}`)
 const replicated = {
   ...base,
+  ...(fileReads ? { hashFileReads: fileReads as 'auto' | 'mmap' | 'pread' } : {}),
   iterationRequests: Number(values['iter-replicated']),
   ...(Object.keys(syncPolicy).length > 0 ? { syncPolicy } : {}),
 }
@@ -200,6 +207,7 @@ const result = {
     quick: values.quick,
     ...(only ? { only } : {}),
     ...(Object.keys(syncPolicy).length > 0 ? { syncPolicy } : {}),
+    hashFileReads: fileReads ?? 'auto',
   },
   outcomes,
   ratios: {

@@ -52,6 +52,8 @@ export interface DemoOptions {
   // --- benchmark options (defaults keep the example's behaviour) ---
   /** vmsync mode of both voters (default 'vsmr'). */
   readonly syncMode?: 'vsmr' | 'remus'
+  /** How both voters' hash workers read the RAM file (default 'auto': mapped when possible). */
+  readonly hashFileReads?: 'auto' | 'mmap' | 'pread'
   /** Sync every N ms instead of when the idle monitor says so (default: idle monitor). */
   readonly fixedSyncIntervalMs?: number
   /** Overrides of the idle monitor's sync policy (defaults: the replica config's). */
@@ -292,6 +294,7 @@ export class Demo {
                 ip: guestCidr,
                 kernel: image.kernel,
                 initrd: image.initrd,
+                ...(this.o.hashFileReads ? { hashFileReads: this.o.hashFileReads } : {}),
               },
             }
           : {}),
@@ -486,17 +489,28 @@ export class Demo {
   private async redisCounts(guestIp: string): Promise<RedisCounts> {
     const child = this.startClient('redis-cli', ['-h', guestIp, 'INFO', 'commandstats'])
     let text = ''
+    let err = ''
     child.stdout?.on('data', (c: Buffer) => (text += c.toString()))
+    child.stderr?.on('data', (c: Buffer) => (err += c.toString()))
+    const t0 = Date.now()
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL')
-        reject(new Error('redis-cli INFO commandstats timed out'))
+        reject(
+          new Error(
+            `redis-cli INFO commandstats timed out (${Date.now() - t0} ms; stdout ${JSON.stringify(text.slice(0, 200))}, stderr ${JSON.stringify(err.slice(0, 200))})`,
+          ),
+        )
       }, 60_000)
       child.once('exit', () => {
         clearTimeout(timer)
         resolve()
       })
     })
+    if (!/^# Commandstats/m.test(text))
+      throw new Error(
+        `redis-cli INFO commandstats: no statistics in the answer: ${JSON.stringify(text.slice(0, 200))} ${JSON.stringify(err.slice(0, 200))}`,
+      )
     const calls = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(text)?.[1] ?? 0)
     return { at: Date.now(), set: calls('set'), get: calls('get') }
   }

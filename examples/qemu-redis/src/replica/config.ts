@@ -26,6 +26,11 @@ export interface VmSettings {
   readonly ip: string
   readonly kernel: string
   readonly initrd: string
+  /**
+   * How hash workers read the guest's RAM file: 'auto' (default: a memory mapping when
+   * @plover/mapped-file is built, else pread), 'mmap' or 'pread'.
+   */
+  readonly hashFileReads?: 'auto' | 'mmap' | 'pread'
 }
 
 export interface SyncTuning {

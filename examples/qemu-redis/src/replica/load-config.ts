@@ -36,7 +36,8 @@ FILE (JSON):
     "metrics": { "port": 7301 },
     "vm": { "name": "redis1", "memoryMiB": 128, "ramPath": "/dev/shm/plover-redis1.ram", "tap": "plvtap0",
             "bridge": "plvbr0", "tapPrefix": "plv", "ip": "10.77.0.10/24",
-            "kernel": "/path/bzImage", "initrd": "/path/initrd.cpio.gz" } }
+            "kernel": "/path/bzImage", "initrd": "/path/initrd.cpio.gz",
+            "hashFileReads": "auto" (optional; "mmap" | "pread") } }
   optional: "tickMs" (${DEFAULT_TICK_MS}), "electionTicks" (${DEFAULT_ELECTION_TICKS}), "sync": { "maxIntervalMs", "minIntervalMs",
   "maxHeldAgeMs", "periodMs", "fixedIntervalMs" }, "syncMode" ("vsmr" | "remus"), "reportSyncs".
   A voter needs "vm" (and root or CAP_NET_ADMIN); a witness has none.
@@ -117,7 +118,18 @@ function parseSync(v: unknown): SyncTuning {
 
 function parseVm(v: unknown, id: number): VmSettings {
   if (!isObject(v)) throw new ConfigError('vm must be an object')
-  const keys = ['name', 'memoryMiB', 'ramPath', 'tap', 'bridge', 'tapPrefix', 'ip', 'kernel', 'initrd']
+  const keys = [
+    'name',
+    'memoryMiB',
+    'ramPath',
+    'tap',
+    'bridge',
+    'tapPrefix',
+    'ip',
+    'kernel',
+    'initrd',
+    'hashFileReads',
+  ]
   known(v, 'vm', keys)
   const name = str(v.name, 'vm.name')
   if (!/^[A-Za-z0-9_.-]+$/.test(name))
@@ -134,6 +146,9 @@ function parseVm(v: unknown, id: number): VmSettings {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(ip)
   if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32)
     throw new ConfigError(`vm.ip must be an IPv4 address with prefix length (10.77.0.10/24), got "${ip}"`)
+  const reads = v.hashFileReads
+  if (reads !== undefined && reads !== 'auto' && reads !== 'mmap' && reads !== 'pread')
+    throw new ConfigError(`vm.hashFileReads must be "auto", "mmap" or "pread", got ${JSON.stringify(reads)}`)
   return {
     name,
     memoryMiB: positiveInt(v.memoryMiB, 'vm.memoryMiB'),
@@ -144,6 +159,7 @@ function parseVm(v: unknown, id: number): VmSettings {
     ip,
     kernel: str(v.kernel, 'vm.kernel'),
     initrd: str(v.initrd, 'vm.initrd'),
+    ...(reads ? { hashFileReads: reads } : {}),
   }
 }
 

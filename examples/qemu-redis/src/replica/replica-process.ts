@@ -211,7 +211,7 @@ export class ReplicaProcess {
       })
       this.onCleanup(() => standbys.close())
       hasher = await this.own(
-        async () => new PageHasher({ threads: 1 }),
+        async () => new PageHasher({ threads: 1, fileReads: vs.hashFileReads ?? 'auto' }),
         (h) => h.close(),
       )
       const h = hasher

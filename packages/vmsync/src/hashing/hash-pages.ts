@@ -30,20 +30,24 @@ function checkRange(page: number, pageCount: number): void {
     throw new RangeError(`page index ${page} out of range (memory has ${pageCount} pages)`)
 }
 
-/** Hashes selected pages of a shared source straight from its memory: no copy. */
-export function hashShared(
-  buffer: SharedArrayBuffer,
+/**
+ * Hashes selected pages straight from memory that holds the whole source (a SharedArrayBuffer, or
+ * a mapping of the RAM file): no copy.
+ */
+export function hashView(
+  mem: Uint8Array,
   pageSize: number,
   sel: PageSelection,
   out: Uint8Array,
   outBase = 0,
 ): void {
-  const pageCount = Math.floor(buffer.byteLength / pageSize)
+  const pageCount = Math.floor(mem.byteLength / pageSize)
   for (let pos = sel.from; pos < sel.to; pos++) {
     const page = pageAt(sel, pos)
     checkRange(page, pageCount)
     // WHY a plain Uint8Array view: cheaper to create than Buffer.subarray, and the addon accepts it.
-    out.set(hashPage(new Uint8Array(buffer, page * pageSize, pageSize)), (pos - outBase) * HASH_BYTES)
+    const view = new Uint8Array(mem.buffer, mem.byteOffset + page * pageSize, pageSize)
+    out.set(hashPage(view), (pos - outBase) * HASH_BYTES)
   }
 }
 
@@ -116,7 +120,7 @@ export function hashPagesSync(source: MemorySource, indices: Uint32Array | 'all'
   const sel: PageSelection =
     indices === 'all' ? { indices: null, from: 0, to: total } : { indices, from: 0, to: indices.length }
   const out = Buffer.alloc(sel.to * HASH_BYTES)
-  if (source.kind === 'shared') hashShared(source.buffer, pageSize, sel, out)
+  if (source.kind === 'shared') hashView(new Uint8Array(source.buffer), pageSize, sel, out)
   else
     hashFile(
       source,
@@ -171,20 +175,21 @@ function scanBlock(
   return true
 }
 
-/** Block-first scan of blocks [fromBlock, toBlock) of a shared source. Returns blocks changed. */
-export function scanShared(
-  buffer: SharedArrayBuffer,
+/** Block-first scan of blocks [fromBlock, toBlock) of memory holding the whole source. Returns blocks changed. */
+export function scanView(
+  mem: Uint8Array,
   pageSize: number,
   fromBlock: number,
   toBlock: number,
   t: ScanTarget,
 ): number {
-  const pageCount = Math.floor(buffer.byteLength / pageSize)
+  const pageCount = Math.floor(mem.byteLength / pageSize)
   let changed = 0
   for (let b = fromBlock; b < toBlock; b++) {
     const first = b * t.blockPages
     const n = Math.min(t.blockPages, pageCount - first)
-    if (scanBlock(new Uint8Array(buffer, first * pageSize, n * pageSize), b, first, pageSize, t)) changed++
+    const block = new Uint8Array(mem.buffer, mem.byteOffset + first * pageSize, n * pageSize)
+    if (scanBlock(block, b, first, pageSize, t)) changed++
   }
   return changed
 }

@@ -2,6 +2,7 @@
 // WHY shared buffers: indices go in and hashes come out through SharedArrayBuffers the pool reuses,
 // so a sync with 60 k pages moves no arrays through structured clone.
 import type { MemorySource } from '../vm/replicated-vm.js'
+import type { FileReads } from './mapped-memory.js'
 
 export const HASH_BYTES = 16
 
@@ -19,6 +20,8 @@ export interface HashJob {
   readonly all: boolean
   /** Largest single read from a file source, in bytes. */
   readonly chunkBytes: number
+  /** How a file source is read (mapped-memory.ts). */
+  readonly fileReads: FileReads
   /**
    * Block-first scan of every page (`all` must be true; from/to count blocks): set for
    * PageHasher.scan. Absent for plain page hashing.
@@ -38,10 +41,13 @@ export interface ScanJob {
 }
 
 export type HashReply =
-  | { readonly id: number; readonly ok: true }
+  /** `fileRead`: how a file source was read. */
+  | { readonly id: number; readonly ok: true; readonly fileRead?: 'mmap' | 'pread' }
   | { readonly id: number; readonly ok: false; readonly error: string }
 
 /** First message of every worker, once its modules (including the native addon) are loaded. */
 export interface WorkerReady {
   readonly ready: true
+  /** Whether this worker can map file sources (and why not). */
+  readonly mappedFiles: { readonly available: boolean; readonly reason?: string }
 }

@@ -1,11 +1,13 @@
 // PageHasher: a worker_threads pool that hashes VM pages (XXH3-128, 16 bytes per page) in parallel.
 // Hashing is the floor of sync pause time, so every core takes a contiguous share of the request and
-// reads the memory source itself (file: positional reads into a reused chunk; shared: in place).
+// reads the memory source itself (file: from a read-only mapping, or positional reads into a reused
+// chunk without the mapping addon; shared: in place).
 import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { type MemorySource, PAGE_SIZE } from '../vm/replicated-vm.js'
+import type { FileReads } from './mapped-memory.js'
 import { HASH_BYTES, type HashJob, type HashReply, type WorkerReady } from './messages.js'
 
 /** Digests of every page and of every block of pages, from one PageHasher.scan. */
@@ -33,6 +35,12 @@ export interface PageHasherOptions {
   readonly minPagesPerWorker?: number
   /** Pages per block of scan(); default DEFAULT_SCAN_BLOCK_PAGES. */
   readonly scanBlockPages?: number
+  /**
+   * How a file source is read: 'auto' (default) hashes from a read-only memory mapping when the
+   * optional @plover/mapped-file addon is built, else with pread; 'mmap' fails jobs without it;
+   * 'pread' never maps.
+   */
+  readonly fileReads?: FileReads
 }
 
 interface Slot {
@@ -76,6 +84,11 @@ export class PageHasher {
   private prevBlocksBuf = new SharedArrayBuffer(0)
   private readonly changedBuf = new SharedArrayBuffer(4)
   readonly scanBlockPages: number
+  readonly fileReads: FileReads
+  /** How the last job on a file source read it; undefined before one ran. */
+  lastFileRead: 'mmap' | 'pread' | undefined
+  /** Whether the workers can map files (from the first worker that started); undefined before. */
+  mappedFiles: WorkerReady['mappedFiles'] | undefined
   /** WHY a chain: calls share the reused buffers above, so they run one after another. */
   private queue: Promise<unknown> = Promise.resolve()
   private nextId = 1
@@ -89,6 +102,7 @@ export class PageHasher {
     this.chunkBytes = Math.max(this.pageSize, options.chunkBytes ?? 2 << 20)
     this.minPagesPerWorker = Math.max(1, options.minPagesPerWorker ?? 64)
     this.scanBlockPages = Math.max(1, Math.floor(options.scanBlockPages ?? DEFAULT_SCAN_BLOCK_PAGES))
+    this.fileReads = options.fileReads ?? 'auto'
     for (let i = 0; i < this.threads; i++) this.slots.push(this.spawn())
   }
 
@@ -143,8 +157,10 @@ export class PageHasher {
     worker.on('message', (reply: HashReply | WorkerReady) => {
       if ('ready' in reply) {
         ready = true
+        this.mappedFiles ??= reply.mappedFiles
         return
       }
+      if (reply.ok && reply.fileRead) this.lastFileRead = reply.fileRead
       const settle = slot.pending
       slot.pending = null
       settle?.(reply)
@@ -250,7 +266,8 @@ export class PageHasher {
   /** The fields every job shares; `all` false unless the caller says otherwise. */
   private job(id: number, source: MemorySource, from: number, to: number, chunkBytes: number): HashJob {
     const { pageSize, indicesBuf: indices, outBuf: out } = this
-    return { id, source, pageSize, indices, out, from, to, all: false, chunkBytes }
+    const fileReads = this.fileReads
+    return { id, source, pageSize, indices, out, from, to, all: false, chunkBytes, fileReads }
   }
 
   /** Splits positions [0, count) into one contiguous share per worker and waits for all. */

@@ -28,7 +28,8 @@ function reference(mem: Uint8Array, indices: ArrayLike<number>): Buffer {
 const dir = mkdtempSync(join(tmpdir(), 'plover-hash-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
-const hasher = new PageHasher({ threads: 2, minPagesPerWorker: 8, chunkBytes: 64 * 1024 })
+// pread: the error cases below are about reads; mapped reads have their own (mapped-memory.test.ts).
+const hasher = new PageHasher({ threads: 2, minPagesPerWorker: 8, chunkBytes: 64 * 1024, fileReads: 'pread' })
 t.teardown(() => hasher.close())
 
 t.test('hashPage is 128-bit and content-sensitive', async (t) => {
@@ -62,23 +63,28 @@ t.test('shared source: all pages and index lists match the reference', async (t)
   t.same(hashPagesSync(src, picked), some, 'single-thread reference agrees')
 })
 
-t.test('file source with offset: coalesced runs match the reference', async (t) => {
-  const header = 3 * PAGE
-  const data = randomBytes(PAGES * PAGE)
-  const path = join(dir, 'ram.bin')
-  writeFileSync(path, Buffer.concat([randomBytes(header), data]))
-  const src: MemorySource = { kind: 'file', path, offset: header, size: PAGES * PAGE }
-  t.same(
-    await hasher.hash(src, 'all'),
-    reference(
-      data,
-      Array.from({ length: PAGES }, (_, i) => i),
-    ),
-  )
-  // runs longer than the 16-page chunk, gaps, a descending pair and single pages
-  const picked = Uint32Array.from([...Array.from({ length: 40 }, (_, i) => 10 + i), 100, 102, 101, 299])
-  t.same(await hasher.hash(src, picked), reference(data, picked))
-})
+for (const fileReads of ['mmap', 'pread'] as const) {
+  t.test(`file source with offset (${fileReads}): coalesced runs match the reference`, async (t) => {
+    const h = new PageHasher({ threads: 2, minPagesPerWorker: 8, chunkBytes: 64 * 1024, fileReads })
+    t.teardown(() => h.close())
+    const header = 3 * PAGE
+    const data = randomBytes(PAGES * PAGE)
+    const path = join(dir, `ram-${fileReads}.bin`)
+    writeFileSync(path, Buffer.concat([randomBytes(header), data]))
+    const src: MemorySource = { kind: 'file', path, offset: header, size: PAGES * PAGE }
+    t.same(
+      await h.hash(src, 'all'),
+      reference(
+        data,
+        Array.from({ length: PAGES }, (_, i) => i),
+      ),
+    )
+    t.equal(h.lastFileRead, fileReads, `read with ${fileReads}`)
+    // runs longer than the 16-page chunk, gaps, a descending pair and single pages
+    const picked = Uint32Array.from([...Array.from({ length: 40 }, (_, i) => 10 + i), 100, 102, 101, 299])
+    t.same(await h.hash(src, picked), reference(data, picked))
+  })
+}
 
 t.test('writes into the caller buffer; empty index list', async (t) => {
   const sab = sharedRandom(16)

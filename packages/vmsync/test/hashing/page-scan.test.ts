@@ -15,7 +15,8 @@ const PAGES = 300
 
 const dir = mkdtempSync(join(tmpdir(), 'plover-scan-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-const hasher = new PageHasher({ threads: 2, minPagesPerWorker: 8, chunkBytes: 64 * 1024 })
+// pread: the error cases below are about reads; mapped reads have their own (mapped-memory.test.ts).
+const hasher = new PageHasher({ threads: 2, minPagesPerWorker: 8, chunkBytes: 64 * 1024, fileReads: 'pread' })
 t.teardown(() => hasher.close())
 
 /** Writes page `p` of a shared source with fresh random bytes. */
@@ -53,27 +54,35 @@ t.test('shared source: a first scan hashes every block; a rescan only the change
   }
 })
 
-t.test('file source with offset: same answers as plain hashing, written into out', async (t) => {
-  const offset = 3 * PAGE
-  const path = join(dir, 'ram')
-  const bytes = Buffer.alloc(offset + PAGES * PAGE)
-  randomFillSync(bytes)
-  writeFileSync(path, bytes)
-  const src: MemorySource = { kind: 'file', path, offset, size: PAGES * PAGE }
-  const out = Buffer.alloc(PAGES * HASH_BYTES)
-  const first = await hasher.scan(src, undefined, out)
-  t.equal(first.pages.buffer, out.buffer, 'written into the caller buffer')
-  t.same(first.pages, await hasher.hash(src, 'all'))
-  const prev = { ...first, pages: Buffer.from(first.pages) }
+for (const fileReads of ['mmap', 'pread'] as const) {
+  t.test(
+    `file source with offset (${fileReads}): same answers as plain hashing, written into out`,
+    async (t) => {
+      const h = new PageHasher({ threads: 2, minPagesPerWorker: 8, chunkBytes: 64 * 1024, fileReads })
+      t.teardown(() => h.close())
+      const offset = 3 * PAGE
+      const path = join(dir, `ram-${fileReads}`)
+      const bytes = Buffer.alloc(offset + PAGES * PAGE)
+      randomFillSync(bytes)
+      writeFileSync(path, bytes)
+      const src: MemorySource = { kind: 'file', path, offset, size: PAGES * PAGE }
+      const out = Buffer.alloc(PAGES * HASH_BYTES)
+      const first = await h.scan(src, undefined, out)
+      t.equal(h.lastFileRead, fileReads, `read with ${fileReads}`)
+      t.equal(first.pages.buffer, out.buffer, 'written into the caller buffer')
+      t.same(first.pages, await hasher.hash(src, 'all'), 'equal to plain hashing with pread')
+      const prev = { ...first, pages: Buffer.from(first.pages) }
 
-  const fd = openSync(path, 'r+')
-  for (const p of touched) writeSync(fd, Buffer.alloc(PAGE, p + 1), 0, PAGE, offset + p * PAGE)
-  closeSync(fd)
-  // The previous vector may be the very buffer the scan writes into.
-  const next = await hasher.scan(src, { ...prev, pages: out }, out)
-  t.equal(next.changedBlocks, touchedBlocks)
-  t.same(next.pages, await hasher.hash(src, 'all'))
-})
+      const fd = openSync(path, 'r+')
+      for (const p of touched) writeSync(fd, Buffer.alloc(PAGE, p + 1), 0, PAGE, offset + p * PAGE)
+      closeSync(fd)
+      // The previous vector may be the very buffer the scan writes into.
+      const next = await h.scan(src, { ...prev, pages: out }, out)
+      t.equal(next.changedBlocks, touchedBlocks)
+      t.same(next.pages, await hasher.hash(src, 'all'))
+    },
+  )
+}
 
 t.test('a previous scan of another shape is ignored, not trusted', async (t) => {
   const sab = new SharedArrayBuffer(PAGES * PAGE)

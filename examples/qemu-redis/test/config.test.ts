@@ -48,8 +48,17 @@ t.test('a valid voter file parses with defaults', async (t) => {
   t.same(c.sync, DEFAULT_SYNC)
   t.equal(c.tickMs, 20)
   t.equal(c.electionTicks, 100)
+  t.equal(c.shutdownTimeoutMs, 10_000)
   t.equal(c.metrics, undefined, 'no HTTP endpoint unless asked for')
   t.equal(c.vm?.tap, 'plvtap0')
+  t.equal(c.vm?.hashFileReads, undefined, "hash workers' default ('auto')")
+  const tuned = parseReplicaProcessConfig({
+    ...voter,
+    shutdownTimeoutMs: 3000,
+    vm: { ...vm, hashFileReads: 'pread' },
+  })
+  t.equal(tuned.shutdownTimeoutMs, 3000)
+  t.equal(tuned.vm?.hashFileReads, 'pread')
 })
 
 t.test('a witness with a metrics port; its host defaults to the replica host', async (t) => {
@@ -59,6 +68,16 @@ t.test('a witness with a metrics port; its host defaults to the replica host', a
 })
 
 const bad: [string, unknown, RegExp][] = [
+  [
+    'shutdownTimeoutMs not positive',
+    { ...voter, shutdownTimeoutMs: 0 },
+    /shutdownTimeoutMs must be a positive integer/,
+  ],
+  [
+    'unknown hashFileReads',
+    { ...voter, vm: { ...vm, hashFileReads: 'mapped' } },
+    /vm\.hashFileReads must be "auto", "mmap" or "pread", got "mapped"/,
+  ],
   ['own id not in replicas', { ...voter, id: 9 }, /unknown peer: this replica's id 9/],
   [
     'bootstrap names an unknown peer',

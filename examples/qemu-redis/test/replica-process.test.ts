@@ -2,16 +2,18 @@
 // QEMU): bad configuration gives one line on stderr and exit code 78, no stack trace; a port in
 // use is named (78); a voter without root/CAP_NET_ADMIN gets 77, without QEMU on PATH 69 (on a real
 // bridge and tap, removed afterwards); a witness started from a config
-// file serves GET /metrics and /status over HTTP and stops cleanly on SIGTERM with exit code 0.
+// file serves GET /metrics and /status over HTTP and stops cleanly on SIGTERM with exit code 0; a
+// voter whose shutdown hangs (its QEMU stopped with SIGSTOP) exits 1 after shutdownTimeoutMs.
 import { type SpawnOptions, spawn } from 'node:child_process'
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { TestNetwork } from '@plover/qemu'
+import { findGuestImage, TestNetwork } from '@plover/qemu'
 import t, { type Test } from 'tap'
+import { unavailableReason } from '../src/demo/environment.js'
 
 const MAIN = fileURLToPath(new URL('../src/replica/main.ts', import.meta.url))
 const CWD = fileURLToPath(new URL('..', import.meta.url))
@@ -25,13 +27,19 @@ interface Run {
 }
 
 /**
- * Runs the replica entry point; `onStarted` once it logs "replica started". Killed after 25 s.
+ * Runs the replica entry point; `onStarted` once it logs "replica started". Killed after 25 s
+ * (`killAfterMs`).
  * `bareEnv`: through `env -i` with PATH only (tap adds a process-info hook to NODE_OPTIONS of every
  * child it sees spawned; that hook writes into .tap/, which another uid may not).
  */
 function run(
   args: string[],
-  opts: { onStarted?: (pid: number) => void; spawn?: SpawnOptions; bareEnv?: boolean } = {},
+  opts: {
+    onStarted?: (pid: number) => void
+    spawn?: SpawnOptions
+    bareEnv?: boolean
+    killAfterMs?: number
+  } = {},
 ) {
   return new Promise<Run>((resolve) => {
     const node = [process.execPath, '--import', 'tsx', MAIN, ...args]
@@ -43,7 +51,7 @@ function run(
       stdio: ['ignore', 'pipe', 'pipe'],
       ...opts.spawn,
     })
-    const timer = setTimeout(() => child.kill('SIGKILL'), 25_000)
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs ?? 25_000)
     let stderr = ''
     let stdout = ''
     let onStarted = opts.onStarted
@@ -332,5 +340,93 @@ t.test(
       t.doesNotThrow(() => JSON.parse(line), 'every log line is JSON', { diagnostic: false })
     const after = await get(metricsPort, '/metrics').catch((err: Error) => err)
     t.type(after, Error, 'the HTTP server is closed')
+  },
+)
+
+/** Pids of the direct children of `pid` whose command line mentions QEMU. */
+function qemuChildren(pid: number): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('qemu-system'))
+        out.push(Number(entry))
+    } catch {} // gone meanwhile
+  }
+  return out
+}
+
+/** Running or stopped; a zombie (dead, not yet reaped by whoever adopted it) counts as gone. */
+const alive = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))
+  } catch {
+    return false
+  }
+}
+
+t.test(
+  'a voter whose shutdown hangs exits 1 after shutdownTimeoutMs with one line, and QEMU dies too',
+  async (t) => {
+    const missing = unavailableReason({ needImage: true })
+    if (missing) {
+      if (process.env.PLOVER_REQUIRE_QEMU === '1') t.fail(`PLOVER_REQUIRE_QEMU=1 but ${missing}`)
+      else t.plan(0, `skipped: ${missing}`)
+      return
+    }
+    const image = findGuestImage()!
+    const network = await TestNetwork.create()
+    let qemus: number[] = []
+    t.teardown(async () => {
+      for (const pid of qemus) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {}
+      }
+      await network.dispose()
+    })
+    const tap = await network.addTap()
+    const { file, ports } = await config(1, (d) => ({
+      ...d,
+      // WHY 3 s: a QEMU that never answers costs its stop ~9 s (quit, SIGTERM, each given 3 s, then
+      // SIGKILL): with the default 10 s a single stuck guest still ends in a clean exit 0.
+      shutdownTimeoutMs: 3000,
+      vm: {
+        ...(d.vm as object),
+        memoryMiB: 128,
+        bridge: network.bridge,
+        tap,
+        tapPrefix: network.id,
+        kernel: image.kernel,
+        initrd: image.initrd,
+      },
+    }))
+    // An abandoned shutdown skips the clean-up (that is the point): the RAM file stays behind.
+    t.teardown(() => rmSync(`/dev/shm/plover-qrtest-${ports[0]}.ram`, { force: true }))
+    let sigtermAt = 0
+    const r = await run(['--config', file], {
+      killAfterMs: 120_000,
+      onStarted: (pid) => {
+        // The guest's QEMU stops answering (SIGSTOP: QMP quit and SIGTERM go unanswered).
+        qemus = qemuChildren(pid)
+        for (const q of qemus) process.kill(q, 'SIGSTOP')
+        sigtermAt = Date.now()
+        process.kill(pid, 'SIGTERM')
+      },
+    })
+    const exitedAfterMs = Date.now() - sigtermAt
+    t.equal(qemus.length, 1, "the guest's QEMU was running")
+    t.equal(r.code, 1, 'exit code 1')
+    t.equal(r.stderr, 'qemu-redis replica: shutdown took longer than 3 s\n', 'one line on stderr')
+    t.ok(exitedAfterMs >= 2_900 && exitedAfterMs < 8_000, `exited ${exitedAfterMs} ms after SIGTERM`)
+    t.match(r.stdout, /"msg":"shutting down".*"signal":"SIGTERM"/)
+    t.notMatch(r.stdout, /"msg":"stopped cleanly"/)
+    // setpriv --pdeathsig KILL: the kernel kills QEMU (stopped or not) once the replica is gone.
+    const deadline = Date.now() + 5_000
+    while (qemus.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+    t.same(qemus.filter(alive), [], 'no QEMU outlives the replica process')
   },
 )

@@ -65,6 +65,11 @@ export interface ReplicaProcessConfig {
   readonly bootstrap: readonly { readonly id: number; readonly role: 'voter' | 'witness' | 'learner' }[]
   readonly tickMs: number
   readonly electionTicks: number
+  /**
+   * A clean shutdown (SIGTERM) that takes longer is abandoned with exit code 1; the kernel then
+   * kills the QEMU processes (setpriv --pdeathsig). Default 10 s.
+   */
+  readonly shutdownTimeoutMs: number
   readonly vm?: VmSettings
   readonly sync: SyncTuning
   /** vmsync mode: 'vsmr' (default: divergent pages only) or 'remus' (every dirty page). */

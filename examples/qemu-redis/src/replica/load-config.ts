@@ -23,6 +23,8 @@ export const DEFAULT_SYNC: SyncTuning = {
 /** TCG guests and page hashing load small hosts: a 2 s election timeout (x1-2 randomised). */
 export const DEFAULT_TICK_MS = 20
 export const DEFAULT_ELECTION_TICKS = 100
+/** A clean shutdown that takes longer is abandoned: exit 1 (QEMU dies with the process). */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
 
 export const USAGE = `usage: node --import tsx src/replica/main.ts --config FILE [--id N] [--data-dir DIR]
                                           [--metrics-port N] [--metrics-host HOST]
@@ -39,7 +41,8 @@ FILE (JSON):
             "kernel": "/path/bzImage", "initrd": "/path/initrd.cpio.gz",
             "hashFileReads": "auto" (optional; "mmap" | "pread") } }
   optional: "tickMs" (${DEFAULT_TICK_MS}), "electionTicks" (${DEFAULT_ELECTION_TICKS}), "sync": { "maxIntervalMs", "minIntervalMs",
-  "maxHeldAgeMs", "periodMs", "fixedIntervalMs" }, "syncMode" ("vsmr" | "remus"), "reportSyncs".
+  "maxHeldAgeMs", "periodMs", "fixedIntervalMs" }, "syncMode" ("vsmr" | "remus"), "reportSyncs",
+  "shutdownTimeoutMs" (\${DEFAULT_SHUTDOWN_TIMEOUT_MS}: after SIGTERM, exit 1 if the clean shutdown takes longer).
   A voter needs "vm" (and root or CAP_NET_ADMIN); a witness has none.
 Without --config the same JSON is read from $${CONFIG_ENV}.
 Exit codes: 0 clean shutdown, 1 failure, 69 missing program, 77 no permission, 78 bad configuration.
@@ -198,6 +201,7 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
     'syncMode',
     'reportSyncs',
     'metrics',
+    'shutdownTimeoutMs',
   ])
   const id = positiveInt(doc.id, 'id')
   if (!Array.isArray(doc.replicas) || doc.replicas.length === 0)
@@ -256,6 +260,10 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
     replicas,
     bootstrap,
     tickMs: doc.tickMs === undefined ? DEFAULT_TICK_MS : positiveInt(doc.tickMs, 'tickMs'),
+    shutdownTimeoutMs:
+      doc.shutdownTimeoutMs === undefined
+        ? DEFAULT_SHUTDOWN_TIMEOUT_MS
+        : positiveInt(doc.shutdownTimeoutMs, 'shutdownTimeoutMs'),
     electionTicks:
       doc.electionTicks === undefined
         ? DEFAULT_ELECTION_TICKS

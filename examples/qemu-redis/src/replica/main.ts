@@ -9,14 +9,12 @@
 // on stderr and an exit code (config-error.ts): 78 bad configuration / missing image / port in
 // use, 77 no permission (a voter without root or CAP_NET_ADMIN), 69 missing program, 1 any other
 // startup failure. SIGTERM/SIGINT: clean shutdown (QEMU stopped, RAM file and standby taps
-// removed, HTTP server closed), exit 0; after 10 s it exits 1 with a message.
+// removed, HTTP server closed), exit 0; after `shutdownTimeoutMs` (10 s) it exits 1 with a message.
 import type { MembershipRequest, ReplicaMessage } from './config.js'
 import { ConfigError, EXIT } from './config-error.js'
 import { loadReplicaProcessConfig, USAGE, wantsHelp } from './load-config.js'
 import { jsonLogger } from './logger.js'
 import { checkHost, checkPorts, checkPrivileges, prepareDataDir } from './preflight.js'
-
-const SHUTDOWN_LIMIT_MS = 10_000
 
 function die(message: string, code: number): never {
   process.stderr.write(`qemu-redis replica: ${message}\n`)
@@ -68,10 +66,8 @@ async function main(): Promise<void> {
   const finish = (code: number, message?: string) => {
     stopping = true
     clearInterval(statusTimer)
-    const force = setTimeout(
-      () => die(`shutdown took longer than ${SHUTDOWN_LIMIT_MS / 1000} s`, 1),
-      SHUTDOWN_LIMIT_MS,
-    )
+    const limit = cfg.shutdownTimeoutMs
+    const force = setTimeout(() => die(`shutdown took longer than ${limit / 1000} s`, EXIT.failure), limit)
     force.unref()
     node.close().then(() => {
       if (code === EXIT.ok) logger.info('stopped cleanly')

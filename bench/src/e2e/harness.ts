@@ -61,6 +61,8 @@ export interface RunSpec {
   readonly syncMode?: 'vsmr' | 'remus'
   /** How the voters' hash workers read guest RAM (default 'auto'). */
   readonly hashFileReads?: 'auto' | 'mmap' | 'pread'
+  /** Device-state form the voters send (default 'snapshot'). */
+  readonly deviceState?: 'snapshot' | 'migration'
   /** Fixed sync interval (ms); unset = the idle monitor. */
   readonly fixedSyncIntervalMs?: number
   /** Idle-monitor policy overrides (minIntervalMs, maxHeldAgeMs, periodMs). */
@@ -208,6 +210,7 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
     deadlineMs: 600_000,
     ...(spec.syncMode ? { syncMode: spec.syncMode } : {}),
     ...(spec.hashFileReads ? { hashFileReads: spec.hashFileReads } : {}),
+    ...(spec.deviceState ? { deviceState: spec.deviceState } : {}),
     ...(spec.fixedSyncIntervalMs ? { fixedSyncIntervalMs: spec.fixedSyncIntervalMs } : {}),
     ...(spec.syncPolicy ? { syncPolicy: spec.syncPolicy } : {}),
     onSyncReport: (r: SyncReportMsg) => reports.push(r),

@@ -10,9 +10,10 @@
 //   cd bench && pnpm e2e [--quick] [--load-s 30] [--memory 128] [--clients 50] [--iter 1000]
 //                        [--iter-replicated 500] [--no-relay] [--only vsmr,remus,direct,relay]
 //                        [--min-interval-ms N] [--max-held-age-ms N] [--period-ms N]
-//                        [--file-reads auto|mmap|pread]
+//                        [--file-reads auto|mmap|pread] [--device-state snapshot|migration]
 //   (--min-interval-ms, --max-held-age-ms and --period-ms override the idle monitor's policy on
-//   both Plover configurations; --file-reads how their hash workers read guest RAM)
+//   both Plover configurations; --file-reads how their hash workers read guest RAM;
+//   --device-state the form of device state their primaries send)
 //
 // Root, QEMU and the guest image needed (see examples/qemu-redis/README.md).
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -37,6 +38,7 @@ const { values } = parseArgs({
     'max-held-age-ms': { type: 'string' },
     'period-ms': { type: 'string' },
     'file-reads': { type: 'string' },
+    'device-state': { type: 'string' },
   },
 })
 const loadS = Number(values['load-s'] ?? (values.quick ? 12 : 30))
@@ -63,8 +65,12 @@ const syncPolicy = Object.fromEntries(
 const fileReads = values['file-reads']
 if (fileReads !== undefined && !['auto', 'mmap', 'pread'].includes(fileReads))
   throw new Error(`--file-reads takes auto, mmap or pread; got ${fileReads}`)
+const deviceState = values['device-state']
+if (deviceState !== undefined && !['snapshot', 'migration'].includes(deviceState))
+  throw new Error(`--device-state takes snapshot or migration; got ${deviceState}`)
 const replicated = {
   ...base,
+  ...(deviceState ? { deviceState: deviceState as 'snapshot' | 'migration' } : {}),
   ...(fileReads ? { hashFileReads: fileReads as 'auto' | 'mmap' | 'pread' } : {}),
   iterationRequests: Number(values['iter-replicated']),
   ...(Object.keys(syncPolicy).length > 0 ? { syncPolicy } : {}),
@@ -208,6 +214,7 @@ const result = {
     ...(only ? { only } : {}),
     ...(Object.keys(syncPolicy).length > 0 ? { syncPolicy } : {}),
     hashFileReads: fileReads ?? 'auto',
+    deviceState: deviceState ?? 'snapshot',
   },
   outcomes,
   ratios: {

@@ -74,6 +74,11 @@ const bad: [string, unknown, RegExp][] = [
     /shutdownTimeoutMs must be a positive integer/,
   ],
   [
+    'unknown deviceState',
+    { ...voter, vm: { ...vm, deviceState: 'stream' } },
+    /vm\.deviceState must be "snapshot" or "migration", got "stream"/,
+  ],
+  [
     'unknown hashFileReads',
     { ...voter, vm: { ...vm, hashFileReads: 'mapped' } },
     /vm\.hashFileReads must be "auto", "mmap" or "pread", got "mapped"/,

@@ -106,7 +106,7 @@ export {
 // Guest memory (RAM file)
 export { PageRangeError, VmNotPausedError } from './memory/errors.js'
 export { GuestMemory, type GuestMemoryOptions } from './memory/guest-memory.js'
-// Device-state transfer (x-ignore-shared migration) and standbys
+// Device-state transfer (x-ignore-shared: a migration stream into a standby, or a snapshot loaded in place)
 export { compareDeviceState, type StateDifference, sameDeviceState } from './migration/compare-state.js'
 export {
   armIncoming,
@@ -118,6 +118,12 @@ export {
   type TransferStats,
 } from './migration/device-state.js'
 export { MigrationFailedError, type MigrationSide, MigrationTimeoutError } from './migration/errors.js'
+export {
+  isSnapshotState,
+  loadSnapshotState,
+  type SnapshotStateOptions,
+  saveSnapshotState,
+} from './migration/snapshot-state.js'
 export {
   incomingSocketPath,
   type StandbyFactoryOptions,

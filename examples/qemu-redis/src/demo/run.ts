@@ -54,6 +54,8 @@ export interface DemoOptions {
   readonly syncMode?: 'vsmr' | 'remus'
   /** How both voters' hash workers read the RAM file (default 'auto': mapped when possible). */
   readonly hashFileReads?: 'auto' | 'mmap' | 'pread'
+  /** The device-state form both voters send (default 'snapshot': loaded in place). */
+  readonly deviceState?: 'snapshot' | 'migration'
   /** Sync every N ms instead of when the idle monitor says so (default: idle monitor). */
   readonly fixedSyncIntervalMs?: number
   /** Overrides of the idle monitor's sync policy (defaults: the replica config's). */
@@ -296,6 +298,7 @@ export class Demo {
                 kernel: image.kernel,
                 initrd: image.initrd,
                 ...(this.o.hashFileReads ? { hashFileReads: this.o.hashFileReads } : {}),
+                ...(this.o.deviceState ? { deviceState: this.o.deviceState } : {}),
               },
             }
           : {}),

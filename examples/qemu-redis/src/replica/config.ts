@@ -31,6 +31,12 @@ export interface VmSettings {
    * @plover/mapped-file is built, else pread), 'mmap' or 'pread'.
    */
   readonly hashFileReads?: 'auto' | 'mmap' | 'pread'
+  /**
+   * The form of the device state this replica sends as primary: 'snapshot' (default; loaded into
+   * the backup's running QEMU) or 'migration' (loaded into a standby QEMU swapped in). A backup
+   * takes either.
+   */
+  readonly deviceState?: 'snapshot' | 'migration'
 }
 
 export interface SyncTuning {

@@ -39,7 +39,8 @@ FILE (JSON):
     "vm": { "name": "redis1", "memoryMiB": 128, "ramPath": "/dev/shm/plover-redis1.ram", "tap": "plvtap0",
             "bridge": "plvbr0", "tapPrefix": "plv", "ip": "10.77.0.10/24",
             "kernel": "/path/bzImage", "initrd": "/path/initrd.cpio.gz",
-            "hashFileReads": "auto" (optional; "mmap" | "pread") } }
+            "hashFileReads": "auto" (optional; "mmap" | "pread"),
+            "deviceState": "snapshot" (optional; "migration") } }
   optional: "tickMs" (${DEFAULT_TICK_MS}), "electionTicks" (${DEFAULT_ELECTION_TICKS}), "sync": { "maxIntervalMs", "minIntervalMs",
   "maxHeldAgeMs", "periodMs", "fixedIntervalMs" }, "syncMode" ("vsmr" | "remus"), "reportSyncs",
   "shutdownTimeoutMs" (\${DEFAULT_SHUTDOWN_TIMEOUT_MS}: after SIGTERM, exit 1 if the clean shutdown takes longer).
@@ -132,6 +133,7 @@ function parseVm(v: unknown, id: number): VmSettings {
     'kernel',
     'initrd',
     'hashFileReads',
+    'deviceState',
   ]
   known(v, 'vm', keys)
   const name = str(v.name, 'vm.name')
@@ -152,6 +154,11 @@ function parseVm(v: unknown, id: number): VmSettings {
   const reads = v.hashFileReads
   if (reads !== undefined && reads !== 'auto' && reads !== 'mmap' && reads !== 'pread')
     throw new ConfigError(`vm.hashFileReads must be "auto", "mmap" or "pread", got ${JSON.stringify(reads)}`)
+  const deviceState = v.deviceState
+  if (deviceState !== undefined && deviceState !== 'snapshot' && deviceState !== 'migration')
+    throw new ConfigError(
+      `vm.deviceState must be "snapshot" or "migration", got ${JSON.stringify(deviceState)}`,
+    )
   return {
     name,
     memoryMiB: positiveInt(v.memoryMiB, 'vm.memoryMiB'),
@@ -163,6 +170,7 @@ function parseVm(v: unknown, id: number): VmSettings {
     kernel: str(v.kernel, 'vm.kernel'),
     initrd: str(v.initrd, 'vm.initrd'),
     ...(reads ? { hashFileReads: reads } : {}),
+    ...(deviceState ? { deviceState } : {}),
   }
 }
 

@@ -185,7 +185,9 @@ export class ReplicaProcess {
       this.onCleanup(async () => {
         for (const tap of [...this.createdTaps]) await this.removeTap(tap)
       })
-      // One tap per QEMU: a standby cannot open the tap the running backup QEMU holds.
+      // One tap per QEMU: a standby cannot open the tap the running backup QEMU holds. Standbys
+      // start only when a migration-stream device state arrives (a primary with
+      // vm.deviceState "migration"); a snapshot loads into this replica's own QEMU.
       const standbys = new StandbyPool({
         // WHY two, armed: a standby takes 50–250 ms to start here and syncs come every ~130 ms;
         // arming moves two QMP round trips out of the backup's apply (bench/e2e step table).
@@ -216,7 +218,14 @@ export class ReplicaProcess {
       )
       const h = hasher
       vm = await this.own(
-        () => QemuVm.open({ process: proc, hasher: h, standbys, removeRamOnClose: true }),
+        () =>
+          QemuVm.open({
+            process: proc,
+            hasher: h,
+            standbys,
+            removeRamOnClose: true,
+            deviceStateFormat: vs.deviceState ?? 'snapshot',
+          }),
         (v) => v.close(),
       )
       vm.host.on('swapped', (next, previous) => {

@@ -1,6 +1,11 @@
 // Compares two device-state streams for "the same VM state". A stream exported, loaded and
 // exported again is byte-identical except for the RTC (mc146818rtc): QEMU saves its clock
 // registers from host time, so they tick between the two exports. Everything else must match.
+// Snapshot images (saveSnapshotState) are compared by the streams inside them: their snapshot
+// table carries the save's date and clock, which differ between any two saves.
+
+import { snapshotStream } from './snapshot-image.js'
+import { isSnapshotState } from './snapshot-state.js'
 
 const RTC_SECTION = Buffer.from('\x0bmc146818rtc', 'latin1')
 // Section header after the name: instance id (4) and version (4); then cmos_data[128] and the
@@ -16,8 +21,10 @@ export interface StateDifference {
 }
 
 export function compareDeviceState(a: Uint8Array, b: Uint8Array): StateDifference {
-  const ba = Buffer.from(a.buffer, a.byteOffset, a.byteLength)
-  const bb = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+  const stream = (x: Uint8Array) =>
+    isSnapshotState(x) ? snapshotStream(x) : Buffer.from(x.buffer, x.byteOffset, x.byteLength)
+  const ba = stream(a)
+  const bb = stream(b)
   const lengths: [number, number] = [ba.byteLength, bb.byteLength]
   if (ba.byteLength !== bb.byteLength) return { same: false, offsets: [], lengths }
   const rtcA = ba.indexOf(RTC_SECTION)

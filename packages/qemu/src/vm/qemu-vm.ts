@@ -1,8 +1,10 @@
 // ReplicatedVm over a stock QEMU: run control over QMP, RAM through the shared RAM file, device
-// state through x-ignore-shared migration, frames through the filter-redirector sockets.
-// importDeviceState cannot load into the running process (QEMU accepts an incoming migration only
-// when started with -incoming): it loads into a pre-spawned standby that maps the same RAM file
-// and then swaps it in, stopping the old process.
+// state with x-ignore-shared, frames through the filter-redirector sockets. Device state has two
+// forms (`deviceStateFormat`): a qcow2 internal snapshot ('snapshot', default), which QEMU loads
+// into this very process (snapshot-load); or a migration stream ('migration'), which QEMU accepts
+// only when started with -incoming, so importDeviceState loads it into a pre-spawned standby that
+// maps the same RAM file and swaps it in, stopping the old process. importDeviceState takes
+// either form, whatever this VM exports.
 import { join } from 'node:path'
 import type {
   DirtyTracker,
@@ -23,6 +25,7 @@ import { DEFAULT_MEMORY_MIB } from '../launch/vm-config.js'
 import { VmNotPausedError } from '../memory/errors.js'
 import { GuestMemory } from '../memory/guest-memory.js'
 import { exportDeviceState, importDeviceState, type TransferStats } from '../migration/device-state.js'
+import { isSnapshotState, loadSnapshotState, saveSnapshotState } from '../migration/snapshot-state.js'
 import { incomingSocketPath, type StandbyPool } from '../migration/standby-pool.js'
 import { NoStandbyError, VmExitedError } from './errors.js'
 
@@ -31,8 +34,14 @@ export interface QemuVmOptions {
   readonly process: QemuProcess
   /** vmsync's PageHasher (or anything hashing pages of a MemorySource): used by hash-scan tracking. */
   readonly hasher: PageHashing
-  /** Source of fresh standbys mapping this VM's RAM file; required for importDeviceState. */
+  /** Source of fresh standbys mapping this VM's RAM file; importing a migration stream needs it. */
   readonly standbys?: StandbyPool
+  /**
+   * What exportDeviceState produces: 'snapshot' (default; a qcow2 image with one internal
+   * snapshot, loaded in place by the importer) or 'migration' (a migration stream; the importer
+   * needs a standby pool).
+   */
+  readonly deviceStateFormat?: DeviceStateFormat
   /** Forces a dirty-tracking kind; by default the soft-dirty probe decides. */
   readonly dirtyTracking?: DirtyTrackerKind
   readonly softDirtyProbe?: SoftDirtyProbeReport
@@ -48,6 +57,8 @@ export interface QemuVmOptions {
   readonly tcpAckGate?: boolean | Omit<TcpAckGateOptions, 'canHold'>
   readonly log?: (message: string) => void
 }
+
+export type DeviceStateFormat = 'snapshot' | 'migration'
 
 /** QemuVm's events beyond ReplicatedVm's (on `vm.host`: the ReplicatedVm event map is closed). */
 export interface QemuVmHostEvents {
@@ -209,10 +220,18 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     // Nothing but `cont` changes device state there, so the last export is still exact.
     const cached = this.#exported
     if (cached && cached.stamp === this.#changes && cached.process === this.#process) return cached.state
-    const { state, stats } = await exportDeviceState(this.#process.qmp, {
-      socketPath: join(this.#process.paths.runDir, `export-${++this.#transfers}.sock`),
-      timeoutMs: this.options.transferTimeoutMs,
-    })
+    const { runDir } = this.#process.paths
+    const timeoutMs = this.options.transferTimeoutMs
+    const { state, stats } =
+      (this.options.deviceStateFormat ?? 'snapshot') === 'snapshot'
+        ? await saveSnapshotState(this.#process.qmp, {
+            path: join(runDir, `export-${++this.#transfers}.qcow2`),
+            timeoutMs,
+          })
+        : await exportDeviceState(this.#process.qmp, {
+            socketPath: join(runDir, `export-${++this.#transfers}.sock`),
+            timeoutMs,
+          })
     this.#lastExport = stats
     this.#exported = { state, stamp: this.#changes, process: this.#process }
     return state
@@ -221,6 +240,7 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
   async importDeviceState(state: Uint8Array): Promise<void> {
     this.#alive()
     if (this.#state !== 'paused') throw new VmNotPausedError('importDeviceState')
+    if (isSnapshotState(state)) return this.#loadInPlace(state)
     const pool = this.options.standbys
     if (!pool) throw new NoStandbyError('importDeviceState needs a standby pool mapping this VM’s RAM file')
     const standby = await pool.take()
@@ -241,15 +261,7 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
     }
     const previous = this.#process
     await this.#adopt(standby)
-    // WHY a scan stays current across the swap: with x-ignore-shared the standby loads device
-    // state only and never writes the shared RAM file (vmsync-replica.test.ts checks the backup's
-    // RAM byte for byte after every sync, and the next sync's dirty set depends on this baseline).
-    const before = this.#changes++
-    const tracker = this.#tracker?.tracker
-    if (tracker instanceof HashScanTracker) tracker.noteWritten(new Uint32Array(0), before, this.#changes)
-    // After a sync the guest's TCP state is the primary's at the cut, not what this guest sent:
-    // forget every flow; tracking restarts from the next outputs (unknown flows are never held).
-    this.#ackGate?.reset()
+    this.#deviceStateLoaded()
     // WHY in the background: QEMU's quit takes tens of ms and the sync's pause must not wait for
     // it; the old process is stopped and never touches the RAM file again. WHY keep the RAM file:
     // the new process maps it.
@@ -306,6 +318,31 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
 
   #alive(): void {
     if (this.#state === 'exited') throw new VmExitedError(`VM ${this.#process.name} has exited`)
+  }
+
+  /** A snapshot image: QEMU resets the machine and loads it into this process (no swap). */
+  async #loadInPlace(state: Uint8Array): Promise<void> {
+    const proc = this.#process
+    this.#lastImport = await loadSnapshotState(proc.qmp, state, {
+      path: join(proc.paths.runDir, `import-${++this.#transfers}.qcow2`),
+      timeoutMs: this.options.transferTimeoutMs,
+    })
+    // A cached export of this process describes the state before the load.
+    this.#exported = undefined
+    this.#deviceStateLoaded()
+  }
+
+  /** Bookkeeping after this VM took another VM's device state (either form). */
+  #deviceStateLoaded(): void {
+    // WHY a scan stays current: with x-ignore-shared QEMU loads device state only and never writes
+    // the shared RAM file (vmsync-replica.test.ts checks the backup's RAM byte for byte after every
+    // sync, and the next sync's dirty set depends on this baseline).
+    const before = this.#changes++
+    const tracker = this.#tracker?.tracker
+    if (tracker instanceof HashScanTracker) tracker.noteWritten(new Uint32Array(0), before, this.#changes)
+    // After a sync the guest's TCP state is the primary's at the cut, not what this guest sent:
+    // forget every flow; tracking restarts from the next outputs (unknown flows are never held).
+    this.#ackGate?.reset()
   }
 
   async #adopt(proc: QemuProcess): Promise<void> {

@@ -3,9 +3,10 @@
 import { PageHasher } from '@plover/vmsync'
 import t from 'tap'
 import { compareDeviceState } from '../../src/migration/compare-state.js'
+import { isSnapshotState } from '../../src/migration/snapshot-state.js'
 import { bootTestGuest } from '../../src/testing/boot-test-guest.js'
 import { requireQemu } from '../../src/testing/require-qemu.js'
-import { QemuVm } from '../../src/vm/qemu-vm.js'
+import { type DeviceStateFormat, QemuVm } from '../../src/vm/qemu-vm.js'
 import { VmCloner } from '../fixtures/clone-vm.js'
 import { pingThroughNode } from '../fixtures/ping.js'
 import { bootRedisGuest, redis } from '../fixtures/redis-guest.js'
@@ -17,9 +18,15 @@ t.test('with clones of one booted guest', async (t) => {
   const cloner = new VmCloner(template)
   const hasher = new PageHasher({ threads: 2 })
   t.teardown(() => hasher.close())
-  const open = async () => {
+  const open = async (deviceStateFormat: DeviceStateFormat = 'snapshot') => {
     const c = await cloner.clone()
-    const vm = await QemuVm.open({ process: c.process, hasher, standbys: c.standbys, removeRamOnClose: true })
+    const vm = await QemuVm.open({
+      process: c.process,
+      hasher,
+      standbys: c.standbys,
+      removeRamOnClose: true,
+      deviceStateFormat,
+    })
     t.teardown(async () => {
       await vm.close()
       await c.cleanup()
@@ -43,40 +50,43 @@ t.test('with clones of one booted guest', async (t) => {
     t.pass('the recreated redirector delivers frames again')
   })
 
-  t.test('device state round trip after copying memory; both VMs continue', async (t) => {
-    const [a, b] = [await open(), await open()]
-    await a.pause()
-    await a.dirty.reset()
-    await a.resume()
-    await pingThroughNode(a, 3)
-    await a.pause()
-    const dirty = await a.dirty.collect()
-    t.ok(dirty.length > 0, `the ping dirtied ${dirty.length} pages`)
-    t.equal(a.dirtyInfo?.kind, 'hash-scan', 'this kernel has no soft-dirty: hash-scan was selected')
-    t.equal(a.pageHashes?.byteLength, a.pageCount * 16, 'the scan vector is exposed for the sync protocol')
-    await b.pause()
-    const buf = new Uint8Array(1024 * a.pageSize)
-    for (let from = 0; from < a.pageCount; from += 1024) {
-      const idx = Uint32Array.from({ length: Math.min(1024, a.pageCount - from) }, (_, i) => from + i)
-      await a.readPages(idx, buf)
-      await b.writePages(idx, buf)
-    }
-    t.equal(a.pageHashes?.byteLength, a.pageCount * 16, 'reading pages does not invalidate the vector')
-    const state = await a.exportDeviceState()
-    t.equal(await a.exportDeviceState(), state, 'a second export while still paused returns the same state')
-    t.comment(`export: ${a.lastExport!.durationMs.toFixed(1)} ms, ${a.lastExport!.streamBytes} bytes`)
-    const oldPid = b.process.pid
-    await b.importDeviceState(state)
-    t.comment(`import: ${b.lastImport!.durationMs.toFixed(1)} ms`)
-    t.not(b.process.pid, oldPid, 'B now runs in the standby')
-    t.equal(b.runState, 'paused')
-    const diff = compareDeviceState(state, await b.exportDeviceState())
-    t.ok(diff.same, `re-export equals the import apart from the RTC clock (${JSON.stringify(diff)})`)
-    await a.resume()
-    await b.resume()
-    await Promise.all([pingThroughNode(a, 4), pingThroughNode(b, 4)])
-    t.pass('both answer after the transfer')
-  })
+  for (const format of ['snapshot', 'migration'] as const)
+    t.test(`device state round trip after copying memory (${format}); both VMs continue`, async (t) => {
+      const [a, b] = [await open(format), await open(format)]
+      await a.pause()
+      await a.dirty.reset()
+      await a.resume()
+      await pingThroughNode(a, 3)
+      await a.pause()
+      const dirty = await a.dirty.collect()
+      t.ok(dirty.length > 0, `the ping dirtied ${dirty.length} pages`)
+      t.equal(a.dirtyInfo?.kind, 'hash-scan', 'this kernel has no soft-dirty: hash-scan was selected')
+      t.equal(a.pageHashes?.byteLength, a.pageCount * 16, 'the scan vector is exposed for the sync protocol')
+      await b.pause()
+      const buf = new Uint8Array(1024 * a.pageSize)
+      for (let from = 0; from < a.pageCount; from += 1024) {
+        const idx = Uint32Array.from({ length: Math.min(1024, a.pageCount - from) }, (_, i) => from + i)
+        await a.readPages(idx, buf)
+        await b.writePages(idx, buf)
+      }
+      t.equal(a.pageHashes?.byteLength, a.pageCount * 16, 'reading pages does not invalidate the vector')
+      const state = await a.exportDeviceState()
+      t.equal(await a.exportDeviceState(), state, 'a second export while still paused returns the same state')
+      t.equal(isSnapshotState(state), format === 'snapshot', `exported as a ${format}`)
+      t.comment(`export: ${a.lastExport!.durationMs.toFixed(1)} ms, ${a.lastExport!.streamBytes} bytes`)
+      const oldPid = b.process.pid
+      await b.importDeviceState(state)
+      t.comment(`import: ${b.lastImport!.durationMs.toFixed(1)} ms`)
+      if (format === 'snapshot') t.equal(b.process.pid, oldPid, 'B loaded it into its own QEMU')
+      else t.not(b.process.pid, oldPid, 'B now runs in the standby')
+      t.equal(b.runState, 'paused')
+      const diff = compareDeviceState(state, await b.exportDeviceState())
+      t.ok(diff.same, `re-export equals the import apart from the RTC clock (${JSON.stringify(diff)})`)
+      await a.resume()
+      await b.resume()
+      await Promise.all([pingThroughNode(a, 4), pingThroughNode(b, 4)])
+      t.pass('both answer after the transfer')
+    })
 
   t.test('SIGKILL is reported once as exit with the signal', async (t) => {
     const vm = await open()

@@ -239,6 +239,8 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     const sent0 = ch.bytesSent
     const recv0 = ch.bytesReceived
     let paused = false
+    /** Settles when an export started in this sync has finished (the VM must not resume before). */
+    let exporting: Promise<void> = Promise.resolve()
     let pauseStart = 0
     let pauseMs = 0
     const steps = new StepTimer()
@@ -266,6 +268,13 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       pauseStart = performance.now()
       steps.lap('pause')
       guard.seal(epoch)
+      // WHY now: nothing changes device state while paused, and the export (QEMU's work) overlaps
+      // the RAM scan (our hash workers) instead of adding to the pause after it.
+      const exported = vm.exportDeviceState()
+      exporting = exported.then(
+        () => undefined,
+        () => undefined,
+      )
       const own = await tracker.collect()
       steps.lap('collect')
       dirty ??= await takeDirty()
@@ -309,7 +318,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
           })
         }
         steps.lap('sendPages')
-        deviceState = await vm.exportDeviceState()
+        deviceState = await exported
         steps.lap('exportDeviceState')
         deviceSent = await this.sendEnd(
           ch,
@@ -341,7 +350,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         const copy = this.snapshotBuffer(union.length * vm.pageSize)
         if (union.length > 0) await vm.readPages(union, copy)
         steps.lap('copyPages')
-        deviceState = await vm.exportDeviceState()
+        deviceState = await exported
         steps.lap('exportDeviceState')
         await tracker.reset()
         steps.lap('resetTracker')
@@ -428,6 +437,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       // baseline (pagesSince).
       ch.close(error)
       guard.unprotect(`sync ${epoch} failed: ${error.message}`)
+      await exporting
       if (paused) await resume().catch(() => {})
       this.emit('sync-failed', { side: 'primary', epoch, reason: error.message, error })
       return undefined

@@ -11,6 +11,7 @@
 //                        [--iter-replicated 500] [--no-relay] [--only vsmr,remus,direct,relay]
 //                        [--min-interval-ms N] [--max-held-age-ms N] [--period-ms N]
 //                        [--file-reads auto|mmap|pread] [--device-state snapshot|migration]
+//                        [--out NAME]   (results/NAME.json; default e2e, or e2e-subset with --only)
 //   (--min-interval-ms, --max-held-age-ms and --period-ms override the idle monitor's policy on
 //   both Plover configurations; --file-reads how their hash workers read guest RAM;
 //   --device-state the form of device state their primaries send)
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     'period-ms': { type: 'string' },
     'file-reads': { type: 'string' },
     'device-state': { type: 'string' },
+    out: { type: 'string' },
   },
 })
 const loadS = Number(values['load-s'] ?? (values.quick ? 12 : 30))
@@ -226,13 +228,9 @@ const result = {
   },
 }
 // WHY another file for a subset: results/e2e.json is the full comparison the docs quote.
-const out = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  'results',
-  only ? 'e2e-subset.json' : 'e2e.json',
-)
+const outName = values.out ?? (only ? 'e2e-subset' : 'e2e')
+if (!/^[A-Za-z0-9_.-]+$/.test(outName)) throw new Error(`--out takes a file name, got ${outName}`)
+const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'results', `${outName}.json`)
 mkdirSync(dirname(out), { recursive: true })
 writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`)
 print(`\nJSON: ${out}`)

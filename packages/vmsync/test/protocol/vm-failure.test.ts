@@ -1,6 +1,6 @@
 // VM-level failures during a sync (rather than link failures): the primary's VM dies while pages
 // are being read, or the backup's VM refuses the final write.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { SyncAbortedError } from '../../src/protocol/errors.js'
 import { SyncMessageType } from '../../src/protocol/messages.js'
 import {
@@ -13,25 +13,45 @@ import {
   waitEvent,
 } from './fixtures/harness.js'
 
+type Pair = Awaited<ReturnType<typeof preparedPair>>
+
+/**
+ * A prepared pair on a fresh TCP link, `inject` applied to it, then epoch 2 on both sides. Returns
+ * both results, the backup's state before the epoch and each side's first failure reason.
+ */
+async function epochWithFault(t: Test, seed: number, inject: (pair: Pair) => void) {
+  const pair = await preparedPair(seed)
+  t.teardown(() => pair.close())
+  const oldB = await snapshot(pair.bvm)
+  const tcp = await tcpPair()
+  t.teardown(() => tcp.close())
+  inject(pair)
+  pair.primary.attachLink(tcp.a)
+  pair.backup.attachLink(tcp.b)
+  const primaryFailure = new Promise<Error>((r) => pair.primary.once('sync-failed', (f) => r(f.error)))
+  const backupFailure = new Promise<Error>((r) => pair.backup.once('sync-failed', (f) => r(f.error)))
+  const marker = { epoch: 2, outputCount: 0 }
+  const [p, b] = await Promise.all([pair.primary.runSync(marker), pair.backup.runSync(marker)])
+  return { pair, oldB, p, b, primaryFailure, backupFailure }
+}
+
+/** The backup, paused again, still holds the state it had before the failed epoch. */
+async function backupUnchanged(t: Test, pair: Pair, oldB: Awaited<ReturnType<typeof snapshot>>) {
+  await pair.bvm.pause()
+  t.ok(sameSnapshot(await snapshot(pair.bvm), oldB), 'backup unchanged')
+}
+
 t.test(
   'primary VM crashes while taking its cut: Abort reaches the backup, which keeps its state',
   async (t) => {
-    const pair = await preparedPair(31)
-    t.teardown(() => pair.close())
-    const oldB = await snapshot(pair.bvm)
-    const tcp = await tcpPair()
-    t.teardown(() => tcp.close())
-    // The paused primary copies the union pages before it resumes: die right there.
-    const realRead = pair.pvm.readPages.bind(pair.pvm)
-    pair.pvm.readPages = async (indices, dst) => {
-      pair.pvm.crash('injected: primary VM died')
-      return realRead(indices, dst)
-    }
-    pair.primary.attachLink(tcp.a)
-    pair.backup.attachLink(tcp.b)
-    const backupFailure = new Promise<Error>((r) => pair.backup.once('sync-failed', (f) => r(f.error)))
-    const marker = { epoch: 2, outputCount: 0 }
-    const [p, b] = await Promise.all([pair.primary.runSync(marker), pair.backup.runSync(marker)])
+    const { pair, oldB, p, b, backupFailure } = await epochWithFault(t, 31, (pair) => {
+      // The paused primary copies the union pages before it resumes: die right there.
+      const realRead = pair.pvm.readPages.bind(pair.pvm)
+      pair.pvm.readPages = async (indices, dst) => {
+        pair.pvm.crash('injected: primary VM died')
+        return realRead(indices, dst)
+      }
+    })
     t.notOk(p, 'primary sync failed')
     t.notOk(b, 'backup sync failed')
     const err = await backupFailure
@@ -39,8 +59,7 @@ t.test(
       err instanceof SyncAbortedError || err.name === 'LinkClosedError',
       `backup saw ${err.name}: ${err.message}`,
     )
-    await pair.bvm.pause()
-    t.ok(sameSnapshot(await snapshot(pair.bvm), oldB), 'backup unchanged')
+    await backupUnchanged(t, pair, oldB)
     t.equal(pair.backup.needFull, false, 'still trusted: its pre-sync state is consistent')
   },
 )
@@ -113,3 +132,57 @@ for (const ackAfter of ['staged', 'applied'] as const) {
     },
   )
 }
+
+t.test(
+  "the primary's device-state export starts with the pause, beside its RAM scan; the VM resumes only once it settled",
+  async (t) => {
+    const events: string[] = []
+    const { pair, oldB, p, b, primaryFailure } = await epochWithFault(t, 33, (pair) => {
+      // The scan fails at once while the export is still running: the failure path must wait for
+      // the export before it resumes the VM (QEMU is still saving the state then).
+      pair.pvm.dirtyTracker.collect = async () => {
+        events.push('collect started')
+        throw new Error('injected: scan failed')
+      }
+      const realExport = pair.pvm.exportDeviceState.bind(pair.pvm)
+      pair.pvm.exportDeviceState = async () => {
+        events.push('export started')
+        await new Promise((r) => setTimeout(r, 150))
+        events.push('export done')
+        return realExport()
+      }
+      const realResume = pair.pvm.resume.bind(pair.pvm)
+      pair.pvm.resume = async () => {
+        events.push('resume')
+        return realResume()
+      }
+    })
+    t.notOk(p, 'primary sync failed')
+    t.notOk(b, 'backup sync failed')
+    t.match((await primaryFailure).message, /injected: scan failed/)
+    t.same(
+      events.slice(0, 2),
+      ['export started', 'collect started'],
+      'the export starts first, right after the pause',
+    )
+    t.same(events.slice(2), ['export done', 'resume'], 'resumed only after the export settled')
+    t.equal(pair.pvm.runState, 'running', 'the primary runs again')
+    await backupUnchanged(t, pair, oldB)
+  },
+)
+
+t.test(
+  'a failed device-state export fails the sync; the primary resumes, the backup keeps its state',
+  async (t) => {
+    const { pair, oldB, p, b, primaryFailure } = await epochWithFault(t, 34, (pair) => {
+      pair.pvm.exportDeviceState = async () => {
+        throw new Error('injected: export refused')
+      }
+    })
+    t.notOk(p, 'primary sync failed')
+    t.notOk(b, 'backup sync failed')
+    t.match((await primaryFailure).message, /injected: export refused/)
+    t.equal(pair.pvm.runState, 'running', 'the primary runs again')
+    await backupUnchanged(t, pair, oldB)
+  },
+)

@@ -76,6 +76,12 @@ t.test(
       t.match(pm.text, /^plover_replica_commit_index\{replica="\d+"\} [1-9]/m, 'commit index')
       t.match(pm.text, /^plover_replica_outputs_protected\{replica="\d+"\} 1$/m, 'protected')
       t.match(pm.text, /^plover_vmsync_pause_ms_bucket\{/m, "vmsync's histograms")
+      // CI builds @plover/mapped-file: guest RAM must be hashed through the mapping, not pread.
+      t.match(
+        pm.text,
+        /^plover_replica_vm_hash_reads_mapped\{replica="\d+"\} 1$/m,
+        'RAM scans read a mapping',
+      )
       t.match(pm.text, /^process_resident_memory_bytes\{/m, 'process gauges')
     }
     t.equal(

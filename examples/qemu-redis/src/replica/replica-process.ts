@@ -94,6 +94,7 @@ export class ReplicaProcess {
         readonly qvm: QemuVm
         readonly metrics: VmsyncMetrics
         readonly n: VmCounters
+        readonly hasher: PageHasher
       }
     | undefined
   private leaderships = 0
@@ -311,7 +312,8 @@ export class ReplicaProcess {
       lastPauseMs: 0,
       lastIdentical: 0,
     }
-    this.vm = { vr, qvm, metrics, n }
+    this.vm = { vr, qvm, metrics, n, hasher }
+    let readPathLogged = false
     qvm.host.on('net-frame', (f) => {
       // Only the primary's tap feeds the log; a backup's tap sees the bridge's floods: ignored.
       if (vr.role === 'primary' && olog.isLeader) {
@@ -326,6 +328,18 @@ export class ReplicaProcess {
       qvm.frames?.toNet(f).catch(() => {})
     })
     vr.on('sync-completed', (rep: SyncReport) => {
+      // Once: an operator must see when the mapping addon is missing and scans fall back to pread.
+      if (!readPathLogged && hasher.lastFileRead) {
+        readPathLogged = true
+        if (hasher.lastFileRead === 'mmap') log.info('guest RAM is hashed through a memory mapping')
+        else
+          log[vs.hashFileReads === 'pread' ? 'info' : 'warn'](
+            'guest RAM is hashed with pread (slower scans)',
+            {
+              ...(hasher.mappedFiles?.reason ? { reason: hasher.mappedFiles.reason } : {}),
+            },
+          )
+      }
       if (cfg.reportSyncs)
         this.hooks.send({
           type: 'sync-report',
@@ -597,6 +611,15 @@ export class ReplicaProcess {
       const gs = v.vr.guard.stats()
       samples.push(
         g(`${p}vm_primary`, '1 while the VM acts as primary', v.vr.role === 'primary' ? 1 : 0),
+        ...(v.hasher.lastFileRead
+          ? [
+              g(
+                `${p}vm_hash_reads_mapped`,
+                '1 when guest RAM is hashed through a memory mapping, 0 with pread (known after the first sync)',
+                v.hasher.lastFileRead === 'mmap' ? 1 : 0,
+              ),
+            ]
+          : []),
         g(`${p}vm_trusted`, '0 while the VM waits for a full sync', v.vr.trusted ? 1 : 0),
         g(`${p}outputs_protected`, '1 while outputs are held for a synced backup', gs.isProtected ? 1 : 0),
         g(`${p}vm_has_backup`, '1 while a backup is linked to this primary', v.vr.primary?.hasBackup ? 1 : 0),

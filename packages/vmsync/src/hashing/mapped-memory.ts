@@ -59,6 +59,7 @@ export class MappedMemory {
         `memory file ${source.path} holds ${st.size} bytes, the source needs ${source.offset + source.size}`,
       )
     }
+    this.sweep(key)
     const hit = this.cache.get(key)
     if (hit && hit.dev === st.dev && hit.ino === st.ino && hit.birthtimeMs === st.birthtimeMs)
       return hit.mapping.bytes
@@ -67,6 +68,22 @@ export class MappedMemory {
     this.cache.set(key, { mapping, dev: st.dev, ino: st.ino, birthtimeMs: st.birthtimeMs })
     if (this.cache.size > MAX_CACHED) this.drop(this.cache.keys().next().value as string)
     return mapping.bytes
+  }
+
+  /**
+   * Unmaps the other sources whose file is gone or was replaced. WHY: a mapping keeps a deleted
+   * RAM file's memory allocated (tmpfs frees it only at the last unmap), and a VM's RAM file is
+   * deleted when it closes.
+   */
+  private sweep(except: string): void {
+    for (const [key, c] of this.cache) {
+      if (key === except) continue
+      try {
+        const st = statSync(c.mapping.path)
+        if (st.dev === c.dev && st.ino === c.ino && st.birthtimeMs === c.birthtimeMs) continue
+      } catch {}
+      this.drop(key)
+    }
   }
 
   /** Unmaps everything. */

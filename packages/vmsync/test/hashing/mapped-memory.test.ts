@@ -6,6 +6,7 @@ import {
   closeSync,
   mkdtempSync,
   openSync,
+  readFileSync,
   rmSync,
   truncateSync,
   unlinkSync,
@@ -89,4 +90,15 @@ t.test("'auto' reads a source whose offset is not page-aligned; 'mmap' refuses i
   const strict = new PageHasher({ threads: 1, fileReads: 'mmap' })
   t.teardown(() => strict.close())
   await t.rejects(strict.hash(src, 'all'), /offset 100 is not a multiple of the page size/)
+})
+
+t.test("a deleted RAM file's mapping is released at the next job, so tmpfs can free it", async (t) => {
+  const gone = ramFile('deleted-later')
+  await hasher.hash(gone.src, 'all')
+  const mapped = () => readFileSync('/proc/self/maps', 'utf8').includes(gone.path)
+  t.ok(mapped(), 'mapped while in use')
+  unlinkSync(gone.path)
+  const other = ramFile('next')
+  await hasher.hash(other.src, 'all')
+  t.notOk(mapped(), 'no mapping of the deleted file is left')
 })

@@ -64,16 +64,19 @@ const syncPolicy = Object.fromEntries(
     periodMs: policyFlag('period-ms'),
   }).filter(([, v]) => v !== undefined),
 )
-const fileReads = values['file-reads']
-if (fileReads !== undefined && !['auto', 'mmap', 'pread'].includes(fileReads))
-  throw new Error(`--file-reads takes auto, mmap or pread; got ${fileReads}`)
-const deviceState = values['device-state']
-if (deviceState !== undefined && !['snapshot', 'migration'].includes(deviceState))
-  throw new Error(`--device-state takes snapshot or migration; got ${deviceState}`)
+/** The value of --`name` if it is one of `allowed`; undefined when the flag is absent. */
+function choice<T extends string>(name: 'file-reads' | 'device-state', allowed: readonly T[]): T | undefined {
+  const v = values[name]
+  if (v !== undefined && !allowed.includes(v as T))
+    throw new Error(`--${name} takes ${allowed.join(', ')}; got ${v}`)
+  return v as T | undefined
+}
+const fileReads = choice('file-reads', ['auto', 'mmap', 'pread'] as const)
+const deviceState = choice('device-state', ['snapshot', 'migration'] as const)
 const replicated = {
   ...base,
-  ...(deviceState ? { deviceState: deviceState as 'snapshot' | 'migration' } : {}),
-  ...(fileReads ? { hashFileReads: fileReads as 'auto' | 'mmap' | 'pread' } : {}),
+  ...(deviceState ? { deviceState } : {}),
+  ...(fileReads ? { hashFileReads: fileReads } : {}),
   iterationRequests: Number(values['iter-replicated']),
   ...(Object.keys(syncPolicy).length > 0 ? { syncPolicy } : {}),
 }

@@ -8,20 +8,13 @@
 // Skipped unless root + QEMU + guest image; FAILS instead under PLOVER_REQUIRE_QEMU=1.
 import http from 'node:http'
 import t from 'tap'
-import { unavailableReason } from '../src/demo/environment.js'
 import { Demo } from '../src/demo/run.js'
+import { qemuEnvironment } from './qemu-environment.js'
 
 t.test(
   'qemu-redis: kill -9 the primary, the client connection and every acknowledged SET survive',
   async (t) => {
-    // Same contract as @plover/qemu's requireQemu (not imported: its testing helpers are moving to a
-    // subpath export), plus root and redis-tools.
-    const missing = unavailableReason({ needImage: true })
-    if (missing) {
-      if (process.env.PLOVER_REQUIRE_QEMU === '1') t.fail(`PLOVER_REQUIRE_QEMU=1 but ${missing}`)
-      else t.plan(0, `skipped: ${missing}`)
-      return
-    }
+    if (!qemuEnvironment(t)) return
     const lines: string[] = []
     // Each replica logs its HTTP endpoint; the poller below scrapes them until one is a primary
     // that has synced. (replicaLog replaces the Demo's own printing of warnings: done here.)

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findGuestImage, TestNetwork } from '@plover/qemu'
 import t, { type Test } from 'tap'
-import { unavailableReason } from '../src/demo/environment.js'
+import { qemuEnvironment } from './qemu-environment.js'
 
 const MAIN = fileURLToPath(new URL('../src/replica/main.ts', import.meta.url))
 const CWD = fileURLToPath(new URL('..', import.meta.url))
@@ -371,12 +371,7 @@ const alive = (pid: number) => {
 t.test(
   'a voter whose shutdown hangs exits 1 after shutdownTimeoutMs with one line, and QEMU dies too',
   async (t) => {
-    const missing = unavailableReason({ needImage: true })
-    if (missing) {
-      if (process.env.PLOVER_REQUIRE_QEMU === '1') t.fail(`PLOVER_REQUIRE_QEMU=1 but ${missing}`)
-      else t.plan(0, `skipped: ${missing}`)
-      return
-    }
+    if (!qemuEnvironment(t)) return
     const image = findGuestImage()!
     const network = await TestNetwork.create()
     let qemus: number[] = []

@@ -51,6 +51,14 @@ See examples/qemu-redis/README.md.`
 
 type Json = Record<string, unknown>
 
+/** `v` when it is one of `allowed` (undefined when absent); else the message names them all. */
+function optionalChoice<T extends string>(v: unknown, field: string, allowed: readonly T[]): T | undefined {
+  if (v === undefined || allowed.includes(v as T)) return v as T | undefined
+  const names = allowed.map((a) => `"${a}"`)
+  const list = `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`
+  throw new ConfigError(`${field} must be ${list}, got ${JSON.stringify(v)}`)
+}
+
 function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
@@ -151,14 +159,8 @@ function parseVm(v: unknown, id: number): VmSettings {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(ip)
   if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32)
     throw new ConfigError(`vm.ip must be an IPv4 address with prefix length (10.77.0.10/24), got "${ip}"`)
-  const reads = v.hashFileReads
-  if (reads !== undefined && reads !== 'auto' && reads !== 'mmap' && reads !== 'pread')
-    throw new ConfigError(`vm.hashFileReads must be "auto", "mmap" or "pread", got ${JSON.stringify(reads)}`)
-  const deviceState = v.deviceState
-  if (deviceState !== undefined && deviceState !== 'snapshot' && deviceState !== 'migration')
-    throw new ConfigError(
-      `vm.deviceState must be "snapshot" or "migration", got ${JSON.stringify(deviceState)}`,
-    )
+  const reads = optionalChoice(v.hashFileReads, 'vm.hashFileReads', ['auto', 'mmap', 'pread'] as const)
+  const deviceState = optionalChoice(v.deviceState, 'vm.deviceState', ['snapshot', 'migration'] as const)
   return {
     name,
     memoryMiB: positiveInt(v.memoryMiB, 'vm.memoryMiB'),
@@ -247,9 +249,7 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
     throw new ConfigError(`replica ${id} is a voter and needs "vm" (its QEMU guest)`)
   if (me.role === 'witness' && doc.vm !== undefined)
     throw new ConfigError(`replica ${id} is a witness: it runs no VM, remove "vm"`)
-  const syncMode = doc.syncMode
-  if (syncMode !== undefined && syncMode !== 'vsmr' && syncMode !== 'remus')
-    throw new ConfigError(`syncMode must be "vsmr" or "remus", got ${JSON.stringify(syncMode)}`)
+  const syncMode = optionalChoice(doc.syncMode, 'syncMode', ['vsmr', 'remus'] as const)
   if (doc.reportSyncs !== undefined && typeof doc.reportSyncs !== 'boolean')
     throw new ConfigError('reportSyncs must be true or false')
   let metrics: ReplicaProcessConfig['metrics']

@@ -7,9 +7,10 @@
 // Every form leaves the source in `postmigrate` (or paused after a failure): `cont` resumes it.
 import { rmSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
-import { MigrationFailedError } from './errors.js'
+import { asMigrationError, MigrationFailedError } from './errors.js'
 import {
   cancelMigration,
+  DEFAULT_TRANSFER_TIMEOUT_MS,
   enableIgnoreShared,
   ensureStopped,
   type MigrationQmp,
@@ -54,15 +55,13 @@ export async function armIncoming(standby: MigrationQmp, socketPath: string): Pr
   await standby.migrateIncoming(`unix:${socketPath}`)
 }
 
-const DEFAULT_TIMEOUT_MS = 30_000
-
 /** Migrates the stopped primary into a standby started with `-incoming defer`; the standby ends paused. */
 export async function migrateToStandby(
   primary: MigrationQmp,
   standby: MigrationQmp,
   options: TransferOptions,
 ): Promise<TransferStats> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TRANSFER_TIMEOUT_MS
   await ensureStopped(primary)
   await Promise.all([enableIgnoreShared(primary), enableIgnoreShared(standby)])
   rmSync(options.socketPath, { force: true })
@@ -104,7 +103,7 @@ export async function exportDeviceState(
   primary: MigrationQmp,
   options: TransferOptions,
 ): Promise<{ state: Buffer; stats: TransferStats }> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TRANSFER_TIMEOUT_MS
   await ensureStopped(primary)
   await enableIgnoreShared(primary)
   rmSync(options.socketPath, { force: true })
@@ -154,7 +153,7 @@ export async function importDeviceState(
   state: Uint8Array,
   options: ImportOptions,
 ): Promise<TransferStats> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TRANSFER_TIMEOUT_MS
   if (!options.armed) await armIncoming(standby, options.socketPath)
   const started = performance.now()
   const socket = connect(options.socketPath)
@@ -176,12 +175,6 @@ export async function importDeviceState(
     socket.destroy()
     rmSync(options.socketPath, { force: true })
   }
-}
-
-function asMigrationError(err: unknown, side: 'source' | 'destination'): Error {
-  if (err instanceof Error && (err.name === 'MigrationFailedError' || err.name === 'MigrationTimeoutError'))
-    return err
-  return new MigrationFailedError(side, err instanceof Error ? err.message : String(err), undefined)
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, side: 'relay'): Promise<T> {

@@ -26,3 +26,9 @@ export class MigrationTimeoutError extends Error {
     super(`migration on the ${side} did not finish within ${timeoutMs} ms (status ${status ?? 'unknown'})`)
   }
 }
+
+/** Any failure of a transfer step as a MigrationFailedError of `side` (typed errors pass through). */
+export function asMigrationError(err: unknown, side: MigrationSide): Error {
+  if (err instanceof MigrationFailedError || err instanceof MigrationTimeoutError) return err
+  return new MigrationFailedError(side, err instanceof Error ? err.message : String(err), undefined)
+}

@@ -17,6 +17,9 @@ export type MigrationQmp = Pick<
   | 'execute'
 >
 
+/** Budget of one device-state transfer unless the caller gives one. */
+export const DEFAULT_TRANSFER_TIMEOUT_MS = 30_000
+
 /** RAM blocks of shared memory backends are left out of the stream: both sides map their own file. */
 export async function enableIgnoreShared(qmp: MigrationQmp): Promise<void> {
   await qmp.migrateSetCapabilities([{ capability: 'x-ignore-shared', state: true }])

@@ -8,15 +8,24 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { TransferStats } from './device-state.js'
-import { MigrationFailedError, type MigrationSide, MigrationTimeoutError } from './errors.js'
-import { enableIgnoreShared, ensureStopped, type MigrationQmp } from './migration-steps.js'
+import {
+  asMigrationError,
+  MigrationFailedError,
+  type MigrationSide,
+  MigrationTimeoutError,
+} from './errors.js'
+import {
+  DEFAULT_TRANSFER_TIMEOUT_MS,
+  enableIgnoreShared,
+  ensureStopped,
+  type MigrationQmp,
+} from './migration-steps.js'
 import { snapshotStream } from './snapshot-image.js'
 
 /** "QFI\xfb": the first bytes of every qcow2 image. A migration stream starts with "QEVM". */
 const QCOW2_MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb])
 const NODE = 'plover-vmstate'
 const TAG = 'plover-sync'
-const DEFAULT_TIMEOUT_MS = 30_000
 // The image's virtual disk; qcow2 keeps the vmstate past its end. No guest device uses it.
 const IMAGE_BYTES = 1 << 20
 
@@ -97,6 +106,38 @@ async function emptyImage(qmp: MigrationQmp, path: string, timeoutMs: number): P
 const templates = new WeakMap<MigrationQmp, Buffer>()
 
 /**
+ * The common half of a save and a load: with the VM stopped and x-ignore-shared on, writes
+ * `image()` to the scratch file, attaches it, runs `snapshot-save` or `snapshot-load` on it and
+ * waits for the job; returns the file's bytes afterwards and the time taken. The file is removed
+ * whatever happens; any failure is a MigrationFailedError or MigrationTimeoutError of `side`.
+ */
+async function snapshotJob(
+  qmp: MigrationQmp,
+  op: 'save' | 'load',
+  image: (timeoutMs: number) => Promise<Uint8Array>,
+  options: SnapshotStateOptions,
+): Promise<{ image: Buffer; durationMs: number }> {
+  const side: MigrationSide = op === 'save' ? 'source' : 'destination'
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TRANSFER_TIMEOUT_MS
+  await ensureStopped(qmp)
+  await enableIgnoreShared(qmp)
+  const started = performance.now()
+  try {
+    writeFileSync(options.path, await image(timeoutMs))
+    await withImage(qmp, options.path, async () => {
+      const id = `plover-${op}`
+      await qmp.execute(`snapshot-${op}`, { 'job-id': id, tag: TAG, vmstate: NODE, devices: [NODE] })
+      await finishJob(qmp, id, side, timeoutMs)
+    })
+    return { image: readFileSync(options.path), durationMs: performance.now() - started }
+  } catch (err) {
+    throw asMigrationError(err, side)
+  } finally {
+    rmSync(options.path, { force: true })
+  }
+}
+
+/**
  * Saves the stopped VM's device state as a snapshot in a fresh image and returns the image's
  * bytes. The VM stays paused. A failure leaves it paused and resumable (`cont`).
  */
@@ -104,33 +145,20 @@ export async function saveSnapshotState(
   qmp: MigrationQmp,
   options: SnapshotStateOptions,
 ): Promise<{ state: Buffer; stats: TransferStats }> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
-  await ensureStopped(qmp)
-  await enableIgnoreShared(qmp)
-  const started = performance.now()
-  try {
-    let template = templates.get(qmp)
-    if (!template) {
-      template = await emptyImage(qmp, options.path, timeoutMs)
-      templates.set(qmp, template)
-    }
-    writeFileSync(options.path, template)
-    await withImage(qmp, options.path, async () => {
-      await qmp.execute('snapshot-save', {
-        'job-id': 'plover-save',
-        tag: TAG,
-        vmstate: NODE,
-        devices: [NODE],
-      })
-      await finishJob(qmp, 'plover-save', 'source', timeoutMs)
-    })
-    const state = readFileSync(options.path)
-    return { state, stats: { durationMs: performance.now() - started, streamBytes: state.byteLength } }
-  } catch (err) {
-    throw asFailure(err, 'source')
-  } finally {
-    rmSync(options.path, { force: true })
-  }
+  const { image, durationMs } = await snapshotJob(
+    qmp,
+    'save',
+    async (timeoutMs) => {
+      let template = templates.get(qmp)
+      if (!template) {
+        template = await emptyImage(qmp, options.path, timeoutMs)
+        templates.set(qmp, template)
+      }
+      return template
+    },
+    options,
+  )
+  return { state: image, stats: { durationMs, streamBytes: image.byteLength } }
 }
 
 /**
@@ -150,30 +178,6 @@ export async function loadSnapshotState(
   } catch (err) {
     throw new MigrationFailedError('destination', (err as Error).message, undefined)
   }
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
-  await ensureStopped(qmp)
-  await enableIgnoreShared(qmp)
-  const started = performance.now()
-  try {
-    writeFileSync(options.path, state)
-    await withImage(qmp, options.path, async () => {
-      await qmp.execute('snapshot-load', {
-        'job-id': 'plover-load',
-        tag: TAG,
-        vmstate: NODE,
-        devices: [NODE],
-      })
-      await finishJob(qmp, 'plover-load', 'destination', timeoutMs)
-    })
-    return { durationMs: performance.now() - started, streamBytes: state.byteLength }
-  } catch (err) {
-    throw asFailure(err, 'destination')
-  } finally {
-    rmSync(options.path, { force: true })
-  }
-}
-
-function asFailure(err: unknown, side: MigrationSide): Error {
-  if (err instanceof MigrationFailedError || err instanceof MigrationTimeoutError) return err
-  return new MigrationFailedError(side, err instanceof Error ? err.message : String(err), undefined)
+  const { durationMs } = await snapshotJob(qmp, 'load', async () => state, options)
+  return { durationMs, streamBytes: state.byteLength }
 }

@@ -8,7 +8,6 @@ import { launch, type QemuProcess } from '../../src/launch/qemu-process.js'
 import { standbyConfig } from '../../src/launch/standby.js'
 import { exportDeviceState, importDeviceState, migrateToStandby } from '../../src/migration/device-state.js'
 import { MigrationFailedError } from '../../src/migration/errors.js'
-import { StandbyPool } from '../../src/migration/standby-pool.js'
 import { requireQemu } from '../../src/testing/require-qemu.js'
 import { uniqueVmName } from '../../src/testing/unique-name.js'
 import {
@@ -18,6 +17,7 @@ import {
   redis,
   redisDigest,
   redisPipe,
+  redisStandbyPool,
   withHostPort,
 } from '../fixtures/redis-guest.js'
 
@@ -32,25 +32,9 @@ async function redisState(port: number, keys: string[]) {
 }
 
 function standbyPool(t: { teardown(fn: () => unknown): void }, primary: QemuProcess, backupRam: string) {
-  const ports = new Map<number, number>()
-  const pool = new StandbyPool({
-    spawn: async (seq) => {
-      const port = await freePort()
-      const vm = await launch(
-        withHostPort(
-          standbyConfig(primary.config, { name: uniqueVmName(`standby${seq}`), ramPath: backupRam }),
-          port,
-        ),
-      )
-      ports.set(vm.pid, port)
-      return vm
-    },
-  })
-  t.teardown(async () => {
-    await pool.close()
-    rmSync(backupRam, { force: true })
-  })
-  return { pool, portOf: (vm: QemuProcess) => ports.get(vm.pid)! }
+  const standbys = redisStandbyPool(t, primary, { ramPath: backupRam, namePrefix: 'standby' })
+  t.teardown(() => rmSync(backupRam, { force: true })) // after the pool closed
+  return standbys
 }
 
 for (const mode of ['direct', 'relayed'] as const) {

@@ -5,20 +5,9 @@
 import { PageHasher } from '@plover/vmsync'
 import t from 'tap'
 import { diffDigests } from '../../src/dirty/hash-scan-tracker.js'
-import { launch } from '../../src/launch/qemu-process.js'
-import { standbyConfig } from '../../src/launch/standby.js'
-import { StandbyPool } from '../../src/migration/standby-pool.js'
 import { requireQemu } from '../../src/testing/require-qemu.js'
-import { uniqueVmName } from '../../src/testing/unique-name.js'
 import { type DeviceStateFormat, QemuVm } from '../../src/vm/qemu-vm.js'
-import {
-  bootRedisGuest,
-  freePort,
-  redis,
-  redisDigest,
-  redisPipe,
-  withHostPort,
-} from '../fixtures/redis-guest.js'
+import { bootRedisGuest, redis, redisDigest, redisPipe, redisStandbyPool } from '../fixtures/redis-guest.js'
 
 for (const deviceStateFormat of ['snapshot', 'migration'] as const satisfies DeviceStateFormat[])
   t.test(`divergent-page sync keeps the backup identical, three epochs (${deviceStateFormat})`, async (t) => {
@@ -28,20 +17,11 @@ for (const deviceStateFormat of ['snapshot', 'migration'] as const satisfies Dev
     t.teardown(() => hasher.close())
     const a = await bootRedisGuest(t, env)
     const b = await bootRedisGuest(t, env)
-    const ports = new Map<number, number>([[b.vm.pid, b.port]])
-    const standbys = new StandbyPool({
-      spawn: async (seq) => {
-        const port = await freePort()
-        const cfg = standbyConfig(b.vm.config, {
-          name: uniqueVmName(`bstandby${seq}`),
-          ramPath: b.vm.paths.ramPath,
-        })
-        const proc = await launch(withHostPort(cfg, port))
-        ports.set(proc.pid, port)
-        return proc
-      },
+    const { pool: standbys, portOf } = redisStandbyPool(t, b.vm, {
+      ramPath: b.vm.paths.ramPath,
+      namePrefix: 'bstandby',
+      known: [b],
     })
-    t.teardown(() => standbys.close())
     const primary = await QemuVm.open({ process: a.vm, hasher, deviceStateFormat })
     // removeRamOnClose: the backup's RAM file outlives the boot process it was created by.
     const backup = await QemuVm.open({ process: b.vm, hasher, standbys, removeRamOnClose: true })
@@ -80,7 +60,7 @@ for (const deviceStateFormat of ['snapshot', 'migration'] as const satisfies Dev
           `device state ${(resumed - copied).toFixed(0)}; stream ${primary.lastExport?.streamBytes} bytes)`,
       )
       t.ok(divergent.length > 0, 'the replicas diverged before the sync')
-      const backupPort = ports.get(backup.process.pid)!
+      const backupPort = portOf(backup.process)
       const [da, db] = await Promise.all([redisDigest(a.port), redisDigest(backupPort)])
       t.equal(db, da, `epoch ${epoch}: the backup's dataset equals the primary's`)
       t.equal(await redis(backupPort, 'GET', `e${epoch}:499`), `${epoch}:499:${'d'.repeat(200)}`)

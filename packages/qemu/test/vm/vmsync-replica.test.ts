@@ -16,15 +16,11 @@ import {
   VmReplica,
 } from '@plover/vmsync'
 import t from 'tap'
-import { launch } from '../../src/launch/qemu-process.js'
-import { standbyConfig } from '../../src/launch/standby.js'
 import { compareDeviceState, sameDeviceState } from '../../src/migration/compare-state.js'
 import { exportDeviceState } from '../../src/migration/device-state.js'
-import { StandbyPool } from '../../src/migration/standby-pool.js'
 import { requireQemu } from '../../src/testing/require-qemu.js'
-import { uniqueVmName } from '../../src/testing/unique-name.js'
 import { type DeviceStateFormat, QemuVm } from '../../src/vm/qemu-vm.js'
-import { bootRedisGuest, freePort, redis, redisPipe, withHostPort } from '../fixtures/redis-guest.js'
+import { bootRedisGuest, redis, redisPipe, redisStandbyPool } from '../fixtures/redis-guest.js'
 
 const PSK = Buffer.from('plover-qemu-test-psk-0123456789ab')
 
@@ -93,23 +89,14 @@ for (const format of ['snapshot', 'migration'] as const satisfies DeviceStateFor
       t.teardown(() => hasher.close())
       const a = await bootRedisGuest(t, env, { memoryMiB: 128 })
       const b = await bootRedisGuest(t, env, { memoryMiB: 128 })
-      const ports = new Map<number, number>([[b.vm.pid, b.port]])
-      const standbys = new StandbyPool({
-        spawn: async (seq) => {
-          const port = await freePort()
-          const cfg = standbyConfig(b.vm.config, {
-            name: uniqueVmName(`rstandby${seq}`),
-            ramPath: b.vm.paths.ramPath,
-          })
-          const proc = await launch(withHostPort(cfg, port))
-          ports.set(proc.pid, port)
-          return proc
-        },
-        // As examples/qemu-redis runs them: two ready, armed for the import in advance.
+      // As examples/qemu-redis runs them: two ready, armed for the import in advance.
+      const { pool: standbys, portOf } = redisStandbyPool(t, b.vm, {
+        ramPath: b.vm.paths.ramPath,
+        namePrefix: 'rstandby',
         size: 2,
         armIncoming: true,
+        known: [b],
       })
-      t.teardown(() => standbys.close())
       const common0 = { hasher, removeRamOnClose: true, deviceStateFormat: format }
       const pvm = await QemuVm.open({ ...common0, process: a.vm })
       t.teardown(() => pvm.close())
@@ -204,7 +191,7 @@ for (const format of ['snapshot', 'migration'] as const satisfies DeviceStateFor
         pv.held.on = false
         bv.held.on = false
         await Promise.all([pvm.resume(), bvm.resume()])
-        const bport = ports.get(bvm.process.pid)!
+        const bport = portOf(bvm.process)
         for (const [k, v] of keys) {
           const [pa, ba] = await Promise.all([redis(a.port, 'GET', k), redis(bport, 'GET', k)])
           t.equal(pa, v, `${label}: primary GET ${k}`)

@@ -23,12 +23,18 @@ export async function loadMapper(): Promise<{ mapFile: MapFile } | { reason: str
   }
 }
 
-interface Cached {
-  readonly mapping: FileMapping
+/** Which file a name stood for. WHY birth time too: ext4 reuses a deleted file's inode number at once. */
+interface FileId {
   readonly dev: number
   readonly ino: number
-  /** WHY too: some file systems reuse a deleted file's inode number at once (ext4). */
   readonly birthtimeMs: number
+}
+
+const sameFile = (a: FileId, b: FileId) =>
+  a.dev === b.dev && a.ino === b.ino && a.birthtimeMs === b.birthtimeMs
+
+interface Cached extends FileId {
+  readonly mapping: FileMapping
 }
 
 // WHY a small bound: a replica maps one RAM file (two during a standby swap); tests map many.
@@ -46,7 +52,7 @@ export class MappedMemory {
    */
   view(source: FileSource): Uint8Array {
     const key = `${source.path}\0${source.offset}\0${source.size}`
-    let st: { dev: number; ino: number; size: number; birthtimeMs: number }
+    let st: FileId & { size: number }
     try {
       st = statSync(source.path)
     } catch (err) {
@@ -61,8 +67,7 @@ export class MappedMemory {
     }
     this.sweep(key)
     const hit = this.cache.get(key)
-    if (hit && hit.dev === st.dev && hit.ino === st.ino && hit.birthtimeMs === st.birthtimeMs)
-      return hit.mapping.bytes
+    if (hit && sameFile(hit, st)) return hit.mapping.bytes
     this.drop(key) // another file now has that name (a fresh guest): map the new one
     const mapping = this.mapFile(source.path, source.offset, source.size)
     this.cache.set(key, { mapping, dev: st.dev, ino: st.ino, birthtimeMs: st.birthtimeMs })
@@ -79,8 +84,7 @@ export class MappedMemory {
     for (const [key, c] of this.cache) {
       if (key === except) continue
       try {
-        const st = statSync(c.mapping.path)
-        if (st.dev === c.dev && st.ino === c.ino && st.birthtimeMs === c.birthtimeMs) continue
+        if (sameFile(c, statSync(c.mapping.path))) continue
       } catch {}
       this.drop(key)
     }

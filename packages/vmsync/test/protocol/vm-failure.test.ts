@@ -5,6 +5,7 @@ import { SyncAbortedError } from '../../src/protocol/errors.js'
 import { SyncMessageType } from '../../src/protocol/messages.js'
 import {
   FaultyLink,
+  type Pair,
   preparedPair,
   sameSnapshot,
   snapshot,
@@ -12,8 +13,6 @@ import {
   tcpPair,
   waitEvent,
 } from './fixtures/harness.js'
-
-type Pair = Awaited<ReturnType<typeof preparedPair>>
 
 /**
  * A prepared pair on a fresh TCP link, `inject` applied to it, then epoch 2 on both sides. Returns

@@ -49,15 +49,18 @@ t.test('a valid voter file parses with defaults', async (t) => {
   t.equal(c.tickMs, 20)
   t.equal(c.electionTicks, 100)
   t.equal(c.shutdownTimeoutMs, 10_000)
+  t.equal(c.compactAfterEntries, 8192)
   t.equal(c.metrics, undefined, 'no HTTP endpoint unless asked for')
   t.equal(c.vm?.tap, 'plvtap0')
   t.equal(c.vm?.hashFileReads, undefined, "hash workers' default ('auto')")
   const tuned = parseReplicaProcessConfig({
     ...voter,
     shutdownTimeoutMs: 3000,
+    compactAfterEntries: 64,
     vm: { ...vm, hashFileReads: 'pread' },
   })
   t.equal(tuned.shutdownTimeoutMs, 3000)
+  t.equal(tuned.compactAfterEntries, 64)
   t.equal(tuned.vm?.hashFileReads, 'pread')
 })
 
@@ -72,6 +75,11 @@ const bad: [string, unknown, RegExp][] = [
     'shutdownTimeoutMs not positive',
     { ...voter, shutdownTimeoutMs: 0 },
     /shutdownTimeoutMs must be a positive integer/,
+  ],
+  [
+    'compaction threshold not a number',
+    { ...voter, compactAfterEntries: 'often' },
+    /compactAfterEntries must be a positive integer, got "often"/,
   ],
   [
     'unknown deviceState',

@@ -45,6 +45,8 @@ t.test(
       loadBeforeKillS: 12,
       loadAfterTakeoverS: 6,
       benchClients: 2,
+      // Small, so every member compacts its log in a short run and the spare joins from a snapshot.
+      compactAfterEntries: 64,
       // Bounded: every wait fails once 4.5 minutes are spent, and cleanup still runs.
       deadlineMs: 270_000,
       print: (l) => lines.push(l),
@@ -96,6 +98,19 @@ t.test(
     t.ok(
       r.benchmark.runningAtEnd,
       'both redis-benchmark runs were still running after the failover (no connection error)',
+    )
+    const logs = r.logs ?? []
+    t.comment(`logs: ${JSON.stringify(logs)}`)
+    t.same(
+      logs.map((l) => l.id).sort(),
+      [r.backupId, 3, 4].sort(),
+      'the new primary, the witness and the spare report their logs',
+    )
+    for (const l of logs)
+      t.ok(l.firstIndex > 1, `replica ${l.id}'s log was compacted (starts at ${l.firstIndex})`)
+    t.ok(
+      logs.some((l) => l.compactions > 0 && l.id === r.backupId),
+      'the new primary compacted its log itself',
     )
     const c = r.checker
     t.ok(c, 'the checker reported')

@@ -36,6 +36,8 @@ t.test('a valid file parses with defaults', async (t) => {
   t.equal(c.id, 1)
   t.equal(c.clusterKey.length, 16)
   t.equal(c.vmPages, 16384)
+  t.equal(c.compactAfterEntries, 8192)
+  t.equal(parseReplicaConfig({ ...good, compactAfterEntries: 100 }).compactAfterEntries, 100)
   t.equal(c.replicas[2].clientPort, undefined, 'a witness has no client port')
 })
 
@@ -47,6 +49,11 @@ const bad: [string, unknown, RegExp][] = [
     /unknown peer.*7/,
   ],
   ['short key', { ...good, clusterKey: 'abcd' }, /at least 16 bytes/],
+  [
+    'compaction threshold not positive',
+    { ...good, compactAfterEntries: 0 },
+    /compactAfterEntries must be a positive integer/,
+  ],
   [
     'bad port',
     { ...good, replicas: [{ ...replicas[0], consensusPort: 70000 }, ...replicas.slice(1)] },

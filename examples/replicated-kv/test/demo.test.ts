@@ -20,6 +20,8 @@ t.test('primary SIGKILLed under load: failover, re-protection, no acknowledged w
     workloadMs: 8000,
     workers: 16,
     vmPages: 4096,
+    // Small, so every member compacts in a short run and the spare joins from a compacted log.
+    compactAfterEntries: 200,
     status: new StatusLine(sink, 2000),
   })
   t.comment(lines.join('\n'))
@@ -39,6 +41,9 @@ t.test('primary SIGKILLed under load: failover, re-protection, no acknowledged w
   t.ok(r.numbers.identicalPages > 0, `identical pages were found and not sent (${r.numbers.identicalPages})`)
   t.ok(r.numbers.fullSyncs >= 2, `full syncs: initial backup + re-protection (${r.numbers.fullSyncs})`)
   t.ok(r.reprotectMs !== undefined, `the spare re-protected the primary (${r.reprotectMs} ms)`)
+  t.ok(r.numbers.compactions >= 3, `the logs were compacted at sync cuts (${r.numbers.compactions} times)`)
+  t.equal(r.logStarts.size, 3, 'new primary, witness and spare report their logs')
+  for (const [id, first] of r.logStarts) t.ok(first > 1, `replica ${id}'s log starts at ${first}, not 1`)
   t.ok(r.cleanShutdown, 'surviving replicas shut down cleanly on SIGTERM')
   t.ok(Date.now() - started < 110_000, 'bounded in time')
 })

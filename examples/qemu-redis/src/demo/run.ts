@@ -18,6 +18,7 @@ import {
   type QemuProcess,
   TestNetwork,
 } from '@plover/qemu'
+import { DEFAULT_COMPACT_AFTER_ENTRIES } from '@plover/vmsync'
 import type {
   MembershipRequest,
   MembershipResult,
@@ -46,6 +47,8 @@ export interface DemoOptions {
   readonly deadlineMs?: number
   /** Start the spare (replica 4) as the new backup after the failover (default true). */
   readonly reprotect?: boolean
+  /** Every replica's compactAfterEntries (default: the replica config's). */
+  readonly compactAfterEntries?: number
   /** Skip the kill (no failover): for debugging the replicated setup. */
   readonly noFailover?: boolean
   readonly print?: (line: string) => void
@@ -90,6 +93,12 @@ export interface DemoResult {
   readonly checker: CheckerVerdict | undefined
   readonly benchmark: { set: string; get: string; runningAtEnd?: boolean }
   readonly newPrimaryStatus: ReplicaStatus | undefined
+  /** The survivors' consensus logs at the end, from their last status (failover runs). */
+  readonly logs?: readonly {
+    readonly id: number
+    readonly firstIndex: number
+    readonly compactions: number
+  }[]
   /** Re-protection by the spare (replica 4): ms from the kill until outputs were protected again. */
   readonly reprotect:
     | { readonly protectedMs: number; readonly fullSyncMs: number; readonly voter: boolean }
@@ -271,6 +280,7 @@ export class Demo {
         bootstrap,
         tickMs: 20,
         shutdownTimeoutMs: 10_000,
+        compactAfterEntries: this.o.compactAfterEntries ?? DEFAULT_COMPACT_AFTER_ENTRIES,
         // 2 s election timeout (×1–2 randomised): TCG guests and hashing load the 2 cores.
         electionTicks: 100,
         sync: {
@@ -443,6 +453,9 @@ export class Demo {
       checker: verdict && { ...verdict, acksBeforeKill, acksAfterKill },
       benchmark: { ...benchOut, runningAtEnd: benchRunning },
       newPrimaryStatus: this.status.get(backupId),
+      logs: [...this.status.values()]
+        .filter((st) => st.id !== primary.id)
+        .map((st) => ({ id: st.id, firstIndex: st.logFirstIndex, compactions: st.compactions })),
       failedOver: true,
       reprotect,
       notDone,

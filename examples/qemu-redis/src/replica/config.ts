@@ -71,6 +71,8 @@ export interface ReplicaProcessConfig {
   readonly bootstrap: readonly { readonly id: number; readonly role: 'voter' | 'witness' | 'learner' }[]
   readonly tickMs: number
   readonly electionTicks: number
+  /** Compact the consensus log at a sync cut once this many records lie before it (LogCompaction). */
+  readonly compactAfterEntries: number
   /**
    * A clean shutdown (SIGTERM) that takes longer is abandoned with exit code 1; the kernel then
    * kills the QEMU processes (setpriv --pdeathsig). Default 10 s.
@@ -94,6 +96,10 @@ export interface ReplicaStatus {
   readonly leader: number
   readonly term: number
   readonly commitIndex: number
+  /** First index still in the log (> 1 once compacted, or joined from a snapshot). */
+  readonly logFirstIndex: number
+  /** Log compactions at sync cuts by this process. */
+  readonly compactions: number
   /** e.g. `2:voter 3:witness 4:learner` */
   readonly members: string
   readonly vm?: {

@@ -5,6 +5,7 @@
 // preflight.ts. Modelled on examples/replicated-kv/src/config/replica-config.ts.
 import { readFileSync } from 'node:fs'
 import { isAbsolute } from 'node:path'
+import { DEFAULT_COMPACT_AFTER_ENTRIES } from '@plover/vmsync'
 import {
   CONFIG_ENV,
   type PeerEntry,
@@ -41,7 +42,8 @@ FILE (JSON):
             "kernel": "/path/bzImage", "initrd": "/path/initrd.cpio.gz",
             "hashFileReads": "auto" (optional; "mmap" | "pread"),
             "deviceState": "snapshot" (optional; "migration") } }
-  optional: "tickMs" (${DEFAULT_TICK_MS}), "electionTicks" (${DEFAULT_ELECTION_TICKS}), "sync": { "maxIntervalMs", "minIntervalMs",
+  optional: "tickMs" (${DEFAULT_TICK_MS}), "electionTicks" (${DEFAULT_ELECTION_TICKS}),
+  "compactAfterEntries" (${DEFAULT_COMPACT_AFTER_ENTRIES}: log records before a sync cut that trigger a compaction), "sync": { "maxIntervalMs", "minIntervalMs",
   "maxHeldAgeMs", "periodMs", "fixedIntervalMs" }, "syncMode" ("vsmr" | "remus"), "reportSyncs",
   "shutdownTimeoutMs" (\${DEFAULT_SHUTDOWN_TIMEOUT_MS}: after SIGTERM, exit 1 if the clean shutdown takes longer).
   A voter needs "vm" (and root or CAP_NET_ADMIN); a witness has none.
@@ -206,6 +208,7 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
     'bootstrap',
     'tickMs',
     'electionTicks',
+    'compactAfterEntries',
     'vm',
     'sync',
     'syncMode',
@@ -276,6 +279,10 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
       doc.electionTicks === undefined
         ? DEFAULT_ELECTION_TICKS
         : positiveInt(doc.electionTicks, 'electionTicks'),
+    compactAfterEntries:
+      doc.compactAfterEntries === undefined
+        ? DEFAULT_COMPACT_AFTER_ENTRIES
+        : positiveInt(doc.compactAfterEntries, 'compactAfterEntries'),
     sync: parseSync(doc.sync),
     ...(doc.vm !== undefined ? { vm: parseVm(doc.vm, id) } : {}),
     ...(syncMode ? { syncMode } : {}),

@@ -33,6 +33,7 @@ import {
 } from '@plover/qemu'
 import {
   ConsensusOrderedLog,
+  LogCompaction,
   LogRecordKind,
   PageHasher,
   SyncLinks,
@@ -88,6 +89,7 @@ export class ReplicaProcess {
   private readonly cleanups: Array<() => Promise<unknown>> = []
   private closing: Promise<void> | undefined
   private replica: Replica | undefined
+  private compaction: LogCompaction | undefined
   private vm:
     | {
         readonly vr: VmReplica
@@ -267,6 +269,12 @@ export class ReplicaProcess {
     this.replica = replica
     const olog = new ConsensusOrderedLog(replica)
     this.onCleanup(async () => olog.detach())
+    // Every member, the witness included, forgets the log before the last sync cut.
+    const compaction = new LogCompaction(olog, olog, { minEntries: cfg.compactAfterEntries })
+    this.compaction = compaction
+    this.onCleanup(async () => compaction.detach())
+    compaction.on('compacted', (index, epoch) => log.debug('log compacted', { index, epoch }))
+    compaction.on('error', (err) => log.warn('log compaction failed', { error: err }))
     replica.on('error', (err) => {
       if (this.closing) return
       log.error('consensus replica stopped', { error: err })
@@ -388,6 +396,12 @@ export class ReplicaProcess {
       this.event('protected')
     })
     vr.on('fault', (e) => log.error('input delivery fault: VM refused a frame', { error: e }))
+    vr.on('missed-inputs', (from, through) =>
+      log.warn('log compacted past inputs this VM had not applied: waiting for a full sync', {
+        from,
+        through,
+      }),
+    )
 
     // --- sync links: the backup dials the leader ---
     const links = new SyncLinks({
@@ -517,6 +531,8 @@ export class ReplicaProcess {
       leader: replica.leader,
       term: replica.term,
       commitIndex: replica.commitIndex,
+      logFirstIndex: replica.status().firstIndex,
+      compactions: this.compaction?.compactions ?? 0,
       members: this.members(),
     }
     const v = this.vm
@@ -603,6 +619,12 @@ export class ReplicaProcess {
       g(`${p}leader_id`, 'Current leader id (0 = unknown)', r?.leader ?? 0),
       g(`${p}term`, 'Consensus term', r?.term ?? 0),
       g(`${p}commit_index`, 'Consensus commit index', r?.commitIndex ?? 0),
+      g(
+        `${p}log_first_index`,
+        'First index still in the log (compacted before it)',
+        r?.status().firstIndex ?? 0,
+      ),
+      c(`${p}log_compactions_total`, 'Log compactions at sync cuts', this.compaction?.compactions ?? 0),
       g(`${p}members`, 'Members in the current membership', r?.membership.members.length ?? 0),
       c(`${p}leaderships_total`, 'Times this replica became leader', this.leaderships),
     ]

@@ -3,6 +3,7 @@
 // Read from a JSON file (--config) with flags overriding single fields. Every problem becomes a
 // ConfigError naming the field, so the operator sees one clear line.
 import { readFileSync } from 'node:fs'
+import { DEFAULT_COMPACT_AFTER_ENTRIES } from '@plover/vmsync'
 import { ConfigError } from './config-error.js'
 
 export type MemberKind = 'voter' | 'witness' | 'learner'
@@ -49,6 +50,11 @@ export interface ReplicaConfig {
   /** Consensus tick (ms) and election timeout in ticks. */
   readonly tickMs: number
   readonly electionTicks: number
+  /**
+   * Compact the consensus log at a sync cut once this many records lie before it (see
+   * LogCompaction): bounds the WAL on disk, the log in memory and a restart's replay.
+   */
+  readonly compactAfterEntries: number
 }
 
 export const DEFAULT_SYNC: SyncTuning = {
@@ -65,7 +71,7 @@ The JSON file:
     "replicas": [ { "id": 1, "role": "voter", "host": "10.0.0.1", "consensusPort": 7001,
                     "clientPort": 7101, "syncPort": 7201, "metricsPort": 7301 }, ... ],
     "bootstrap": [ { "id": 1, "role": "voter" }, { "id": 2, "role": "voter" }, { "id": 3, "role": "witness" } ],
-    "vmPages": 16384, "sync": { "maxIntervalMs": 500 } }
+    "vmPages": 16384, "sync": { "maxIntervalMs": 500 }, "compactAfterEntries": 8192 }
 See docs/operations.md.`
 
 type Json = Record<string, unknown>
@@ -143,6 +149,7 @@ export function parseReplicaConfig(doc: unknown): ReplicaConfig {
     'sync',
     'tickMs',
     'electionTicks',
+    'compactAfterEntries',
   ])
   for (const k of Object.keys(doc)) if (!known.has(k)) throw new ConfigError(`unknown setting "${k}"`)
   const id = positiveInt(doc.id, 'id')
@@ -187,6 +194,10 @@ export function parseReplicaConfig(doc: unknown): ReplicaConfig {
     sync: parseSync(doc.sync),
     tickMs: doc.tickMs === undefined ? 10 : positiveInt(doc.tickMs, 'tickMs'),
     electionTicks: doc.electionTicks === undefined ? 30 : positiveInt(doc.electionTicks, 'electionTicks'),
+    compactAfterEntries:
+      doc.compactAfterEntries === undefined
+        ? DEFAULT_COMPACT_AFTER_ENTRIES
+        : positiveInt(doc.compactAfterEntries, 'compactAfterEntries'),
   }
 }
 

@@ -20,6 +20,8 @@ export interface ClusterNumbers {
   fullPauseMs: number
   maxPauseMs: number
   syncFailures: number
+  /** Log compactions at sync cuts, all members (witness included). */
+  compactions: number
 }
 
 export async function scrapeCluster(procs: Iterable<ReplicaProc>): Promise<ClusterNumbers> {
@@ -37,6 +39,7 @@ export async function scrapeCluster(procs: Iterable<ReplicaProc>): Promise<Clust
     fullPauseMs: 0,
     maxPauseMs: 0,
     syncFailures: 0,
+    compactions: 0,
   }
   const maps = await Promise.all([...procs].map((p) => p.scrape()))
   for (const m of maps) {
@@ -55,6 +58,7 @@ export async function scrapeCluster(procs: Iterable<ReplicaProc>): Promise<Clust
     n.fullPauseMs += v('full_sync_pause_ms_total')
     n.maxPauseMs = Math.max(n.maxPauseMs, v('sync_pause_max_ms'))
     n.syncFailures += v('sync_failures_total')
+    n.compactions += v('log_compactions_total')
   }
   return n
 }

@@ -76,6 +76,8 @@ export interface ClusterOptions {
   /** Voter ids with a VM; the first two start the cluster, the rest are spares. */
   readonly vmPages: number
   readonly sync?: Partial<SyncTuning>
+  /** Replica setting compactAfterEntries (default: the replica's). */
+  readonly compactAfterEntries?: number
 }
 
 export class DemoCluster {
@@ -140,6 +142,7 @@ export class DemoCluster {
           bootstrap,
           vmPages: this.o.vmPages,
           ...(this.o.sync ? { sync: this.o.sync } : {}),
+          ...(this.o.compactAfterEntries ? { compactAfterEntries: this.o.compactAfterEntries } : {}),
         },
         null,
         2,

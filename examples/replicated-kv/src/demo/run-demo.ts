@@ -6,7 +6,7 @@ import { KvClusterClient } from '../client/kv-cluster-client.js'
 import type { MemberKind } from '../config/replica-config.js'
 import { DemoCluster, type ReplicaStatus } from './cluster.js'
 import { type ClusterNumbers, scrapeCluster } from './cluster-numbers.js'
-import { httpPost } from './metrics-scrape.js'
+import { httpPost, metric } from './metrics-scrape.js'
 import { StatusLine } from './status-line.js'
 import { verifyAcked, Workload, type WorkloadStats } from './workload.js'
 
@@ -16,6 +16,8 @@ export interface DemoOptions {
   readonly workers: number
   readonly vmPages: number
   readonly status?: StatusLine
+  /** The replicas' compactAfterEntries (default: theirs, 8192). */
+  readonly compactAfterEntries?: number
   /** Called as soon as the cluster exists, so that Ctrl-C can clean it up. */
   readonly onCluster?: (c: DemoCluster) => void
 }
@@ -36,6 +38,8 @@ export interface DemoResult {
   readonly workload: WorkloadStats
   readonly reconnects: number
   readonly numbers: ClusterNumbers
+  /** First index still in each surviving replica's log at the end (> 1: compacted or installed). */
+  readonly logStarts: ReadonlyMap<number, number>
   readonly cleanShutdown: boolean
   readonly workloadErrors: readonly string[]
   readonly durationMs: number
@@ -66,7 +70,7 @@ function parseMembership(s: string | undefined): { id: number; role: MemberKind 
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const status = o.status ?? new StatusLine()
   const t0 = Date.now()
-  const cluster = await DemoCluster.create({ vmPages: o.vmPages })
+  const cluster = await DemoCluster.create({ vmPages: o.vmPages, compactAfterEntries: o.compactAfterEntries })
   o.onCluster?.(cluster)
   let client: KvClusterClient | undefined
   let workload: Workload | undefined
@@ -184,6 +188,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     )
     const check = await verifyAcked(client, wl.acked, { concurrency: 256, retryMs: 20_000 })
     const numbers = await scrapeCluster(cluster.procs.values())
+    const logStarts = new Map<number, number>()
+    for (const p of cluster.procs.values()) {
+      if (p.addr.id === firstPrimary || !p.alive) continue
+      const m = await p.scrape()
+      if (m) logStarts.set(p.addr.id, metric(m, 'plover_replica_log_first_index'))
+    }
     const reconnects = client.reconnects
     client.close()
     client = undefined
@@ -204,6 +214,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       workload: wl.stats,
       reconnects,
       numbers,
+      logStarts,
       cleanShutdown,
       workloadErrors: wl.errors,
       durationMs: Date.now() - t0,

@@ -33,6 +33,10 @@ export function summaryRows(r: DemoResult): [string, string][] {
       `avg ${meanFullPauseMs(n).toFixed(1)} ms (longest pause ${n.maxPauseMs.toFixed(1)} ms)`,
     ],
     ['failed syncs', String(n.syncFailures)],
+    [
+      'log compactions (at sync cuts)',
+      `${n.compactions}; logs start at ${[...r.logStarts].map(([id, i]) => `${id}:${i}`).join(' ') || 'n/a'}`,
+    ],
     ['clean shutdown (SIGTERM, exit 0)', r.cleanShutdown ? 'yes' : 'NO'],
     ['demo duration', `${(r.durationMs / 1000).toFixed(1)} s`],
   ]

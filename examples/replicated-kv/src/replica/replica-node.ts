@@ -10,7 +10,7 @@ import {
   type PeerAddress,
   Replica,
 } from '@plover/consensus'
-import { ConsensusOrderedLog, SyncLinks } from '@plover/vmsync'
+import { ConsensusOrderedLog, LogCompaction, SyncLinks } from '@plover/vmsync'
 import type { NotLeaderInfo } from '../client/wire.js'
 import { ConfigError } from '../config/config-error.js'
 import { type ReplicaConfig, self } from '../config/replica-config.js'
@@ -51,6 +51,7 @@ async function bind<T>(what: string, host: string, port: number, f: () => Promis
 export class ReplicaNode {
   private replica: Replica | undefined
   private log: ConsensusOrderedLog | undefined
+  private compaction: LogCompaction | undefined
   private vm: VmStack | undefined
   private clients: ClientServer | undefined
   private links: SyncLinks | undefined
@@ -153,6 +154,10 @@ export class ReplicaNode {
       this.links?.refresh()
     })
     this.log = new ConsensusOrderedLog(replica)
+    // Every member, the witness included, forgets the log before the last sync cut.
+    this.compaction = new LogCompaction(this.log, this.log, { minEntries: cfg.compactAfterEntries })
+    this.compaction.on('compacted', (index, epoch) => this.logger.debug('log compacted', { index, epoch }))
+    this.compaction.on('error', (err) => this.logger.warn('log compaction failed', { error: err }))
     // Synchronously after open: the replayed entries are applied from the next event-loop turn.
     if (me.role === 'voter') this.primacy = new PrimacyGate(replica, this.logger)
 
@@ -296,6 +301,8 @@ export class ReplicaNode {
       g('leader_id', 'Current leader id (0 = unknown)', r?.leader ?? 0),
       g('term', 'Consensus term', r?.term ?? 0),
       g('commit_index', 'Consensus commit index', r?.commitIndex ?? 0),
+      g('log_first_index', 'First index still in the log (compacted before it)', r?.status().firstIndex ?? 0),
+      g('log_compactions_total', 'Log compactions at sync cuts', this.compaction?.compactions ?? 0),
       g('members', 'Members in the current membership', r?.membership.members.length ?? 0),
       g('leaderships_total', 'Times this replica became leader', this.failoverCount),
     ]
@@ -331,6 +338,7 @@ export class ReplicaNode {
       this.primacy?.close()
       await this.links?.close().catch(() => {})
       await this.vm?.close().catch(() => {})
+      this.compaction?.detach()
       this.log?.detach()
       await this.replica?.close().catch(() => {})
       await this.http?.close().catch(() => {})

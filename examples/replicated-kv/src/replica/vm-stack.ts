@@ -157,6 +157,12 @@ export class VmStack {
     r.on('unprotected', (reason) => logger.warn('outputs unprotected (no synced backup)', { reason }))
     r.on('protected', () => logger.info('outputs protected: a synced backup exists'))
     r.on('link-down', (e) => logger.info('sync link down', { reason: e?.message ?? 'closed' }))
+    r.on('missed-inputs', (from, through) =>
+      logger.warn('log compacted past inputs this VM had not applied: waiting for a full sync', {
+        from,
+        through,
+      }),
+    )
     r.on('fault', (e) => logger.error('input delivery fault: VM refused a frame', { error: e }))
     this.monitor.on('sync-due', (due) => this.onSyncDue(due.reason))
     this.monitor.on('calibrated', (b) => logger.info('idle baseline calibrated', { rateCores: b.rateCores }))

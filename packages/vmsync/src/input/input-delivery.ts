@@ -8,6 +8,10 @@
 // skip-inputs mode (nothing delivered) until a full sync at marker m makes its VM equal to the
 // primary's after exactly the inputs <= m; from then on it delivers m+1, m+2, … A log adapter
 // that replays from 1 after a restart, or redelivers after reconnect, is therefore harmless.
+//
+// A gap (the log compacted past records this replica never applied) moves the cursor past them.
+// A VM that was delivering inputs has then missed some for good: 'missed' reports it, and the
+// owner must treat the VM as untrusted (it needs a full sync) before the next record is applied.
 import { EventEmitter } from 'eventemitter3'
 import { type LogRecord, LogRecordKind, type OrderedLog } from '../log/ordered-log.js'
 import { decodeSyncDone, decodeSyncMarker, type SyncDone, type SyncMarker } from '../protocol/marker.js'
@@ -25,7 +29,16 @@ export interface InputDeliveryEvents {
   skipped: (index: number, reason: string) => void
   /** The VM refused a frame; delivery stopped (the replica must be rebuilt). */
   fault: (error: Error) => void
+  /**
+   * Records `from`..`through` were compacted away before this VM applied them, while it was
+   * delivering inputs: its state is no longer a correct execution of the log. Handle it
+   * synchronously (make the VM untrusted, i.e. setSkipInputs(true)).
+   */
+  missed: (from: number, through: number) => void
 }
+
+/** A queued record, or a gap the log reported in order with its records. */
+type Item = LogRecord | { readonly gapThrough: number }
 
 export interface InputDeliveryOptions {
   /** Highest log index already reflected in the VM (default 0). */
@@ -38,7 +51,7 @@ export interface InputDeliveryOptions {
 export class InputDelivery extends EventEmitter<InputDeliveryEvents> {
   private cursor: number
   private skipInputs: boolean
-  private readonly queue: LogRecord[] = []
+  private readonly queue: Item[] = []
   private pumping = false
   private stopped = false
   private idleWaiters: (() => void)[] = []
@@ -70,13 +83,27 @@ export class InputDelivery extends EventEmitter<InputDeliveryEvents> {
   /** Subscribes to the log's committed records; returns an unsubscribe function. */
   attach(log: OrderedLog): () => void {
     const onApply = (r: LogRecord) => this.push(r)
+    const onGap = (through: number) => this.skipThrough(through)
     log.on('apply', onApply)
-    return () => log.off('apply', onApply)
+    log.on('gap', onGap)
+    return () => {
+      log.off('apply', onApply)
+      log.off('gap', onGap)
+    }
   }
 
   push(record: LogRecord): void {
+    this.enqueue(record)
+  }
+
+  /** Records up to `through` will never arrive (compacted away); queued in order with push(). */
+  skipThrough(through: number): void {
+    this.enqueue({ gapThrough: through })
+  }
+
+  private enqueue(item: Item): void {
     if (this.stopped) return
-    this.queue.push(record)
+    this.queue.push(item)
     if (!this.pumping) void this.pump()
   }
 
@@ -97,6 +124,10 @@ export class InputDelivery extends EventEmitter<InputDeliveryEvents> {
     try {
       while (this.queue.length > 0 && !this.stopped) {
         const r = this.queue.shift()!
+        if ('gapThrough' in r) {
+          this.skipGap(r.gapThrough)
+          continue
+        }
         if (r.index <= this.cursor) {
           this.emit('skipped', r.index, `at or below appliedThrough ${this.cursor}`)
           continue
@@ -114,6 +145,15 @@ export class InputDelivery extends EventEmitter<InputDeliveryEvents> {
       this.idleWaiters = []
       for (const w of waiters) w()
     }
+  }
+
+  private skipGap(through: number): void {
+    if (through <= this.cursor) return
+    const from = this.cursor + 1
+    this.cursor = through
+    if (this.skipInputs)
+      this.emit('skipped', through, `records ${from}..${through} compacted away; awaiting a full sync`)
+    else this.emit('missed', from, through)
   }
 
   private async apply(r: LogRecord): Promise<void> {

@@ -3,19 +3,26 @@
 //     consensus-internal entries (the leader's no-op, membership changes) are not the VM's
 //     business;
 //   - 'leadership' follows the core's role: true only while it is 'leader'. The core drops the
-//     role on step-down and on check-quorum, so the VM stops releasing outputs at that moment.
+//     role on step-down and on check-quorum, so the VM stops releasing outputs at that moment;
+//   - a snapshot (installed from the leader, or recovered at open) becomes 'gap': the records it
+//     covers are never applied here;
+//   - it is the CompactableLog that LogCompaction shortens.
 // Type-only import: LogRecordKind's numeric values are EntryType's (Input = Normal, SyncMarker,
 // SyncDone; test/log/consensus-log.test.ts checks it), so no consensus code is loaded here.
-import type { Entry, Replica, Role } from '@plover/consensus'
+import type { Entry, Replica, Role, Snapshot } from '@plover/consensus'
 import { EventEmitter } from 'eventemitter3'
+import type { CompactableLog } from './log-compaction.js'
 import { type LogRecord, LogRecordKind, type OrderedLog, type OrderedLogEvents } from './ordered-log.js'
 
 /** What the adapter uses of a consensus Replica. */
-export type ConsensusLogReplica = Pick<Replica, 'on' | 'off' | 'role' | 'propose'>
+export type ConsensusLogReplica = Pick<Replica, 'on' | 'off' | 'role' | 'propose' | 'compact' | 'status'>
 
 const VMSYNC_KINDS = new Set<number>([LogRecordKind.Input, LogRecordKind.SyncMarker, LogRecordKind.SyncDone])
 
-export class ConsensusOrderedLog extends EventEmitter<OrderedLogEvents> implements OrderedLog {
+export class ConsensusOrderedLog
+  extends EventEmitter<OrderedLogEvents>
+  implements OrderedLog, CompactableLog
+{
   private leader = false
   private detached = false
   private readonly onApply = (e: Entry) => {
@@ -23,6 +30,7 @@ export class ConsensusOrderedLog extends EventEmitter<OrderedLogEvents> implemen
     const record: LogRecord = { index: e.index, kind: e.type as number as LogRecordKind, data: e.data }
     this.emit('apply', record)
   }
+  private readonly onSnapshot = (s: Snapshot) => this.emit('gap', s.meta.index)
   private readonly onRole = (role: Role) => {
     const isLeader = role === 'leader'
     if (isLeader === this.leader) return
@@ -38,6 +46,7 @@ export class ConsensusOrderedLog extends EventEmitter<OrderedLogEvents> implemen
     super()
     replica.on('apply', this.onApply)
     replica.on('role', this.onRole)
+    replica.on('snapshot', this.onSnapshot)
     this.leader = replica.role === 'leader'
   }
 
@@ -49,10 +58,23 @@ export class ConsensusOrderedLog extends EventEmitter<OrderedLogEvents> implemen
     return this.replica.propose(kind as number, data)
   }
 
+  get appliedIndex(): number {
+    return this.replica.status().applied
+  }
+
+  get compactedThrough(): number {
+    return this.replica.status().firstIndex - 1
+  }
+
+  compact(index: number, data: Uint8Array): Promise<void> {
+    return this.replica.compact(index, data)
+  }
+
   /** Stops following the replica (shutdown). */
   detach(): void {
     this.detached = true
     this.replica.off('apply', this.onApply)
     this.replica.off('role', this.onRole)
+    this.replica.off('snapshot', this.onSnapshot)
   }
 }

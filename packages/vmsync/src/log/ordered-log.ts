@@ -20,6 +20,11 @@ export interface OrderedLogEvents {
   apply: (record: LogRecord) => void
   /** This replica became (true) or stopped being (false) the leader. */
   leadership: (isLeader: boolean) => void
+  /**
+   * Records up to `throughIndex` will never be applied here: the log was compacted past them (a
+   * snapshot from the leader, or a restart from a compacted log). Ordered with 'apply'.
+   */
+  gap: (throughIndex: number) => void
 }
 
 export interface OrderedLog extends EventEmitter<OrderedLogEvents> {

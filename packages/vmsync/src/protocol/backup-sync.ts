@@ -259,6 +259,11 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
     return applyDeviceStateDelta(this.device.state, end.deviceState)
   }
 
+  /** The VM's state stopped being a correct execution of the log (it missed inputs): sync fully next. */
+  distrust(): void {
+    this.setTrusted(false)
+  }
+
   private setTrusted(trusted: boolean): void {
     const needFull = !trusted
     if (needFull === this.needFullFlag) return

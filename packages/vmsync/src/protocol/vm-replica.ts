@@ -54,6 +54,11 @@ export interface VmReplicaEvents {
   protected: () => void
   /** Input delivery stopped: the VM refused a frame. */
   fault: (error: Error) => void
+  /**
+   * The log was compacted past records `from`..`through` before this VM applied them: the VM is
+   * untrusted from now on (a backup asks for a full sync at its next marker).
+   */
+  'missed-inputs': (from: number, through: number) => void
 }
 
 export class VmReplica extends EventEmitter<VmReplicaEvents> {
@@ -88,6 +93,11 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
           this.primarySide?.onSyncDone(done)
         },
       },
+    })
+    this.delivery.on('missed', (from, through) => {
+      if (this.primarySide) this.primaryTrusted = false
+      this.backupSide?.distrust()
+      this.emit('missed-inputs', from, through)
     })
     this.delivery.on('fault', (e) => {
       this.faulted = true

@@ -117,3 +117,35 @@ t.test('undecodable records are skipped with a reason, not delivered', async (t)
   t.equal(reasons.length, 2)
   t.same(vm.got, [])
 })
+
+t.test('a gap in the log: skipped while untrusted, reported as missed inputs otherwise', async (t) => {
+  const rec = (index: number, s: string) => ({ index, kind: LogRecordKind.Input, data: input(s) })
+
+  const untrustedVm = fakeVm()
+  const waiting = new InputDelivery(untrustedVm, { skipInputs: true })
+  const missedWhileWaiting: number[][] = []
+  waiting.on('missed', (a, b) => missedWhileWaiting.push([a, b]))
+  waiting.skipThrough(10)
+  waiting.push(rec(10, 'old'))
+  await waiting.idle()
+  t.equal(waiting.appliedThrough, 10, 'the cursor moves past the compacted records')
+  t.same(missedWhileWaiting, [], 'an untrusted VM loses nothing it relied on')
+
+  const vm = fakeVm()
+  const d = new InputDelivery(vm)
+  const missed: number[][] = []
+  // The owner reacts synchronously, as VmReplica does: the VM is untrusted from here on.
+  d.on('missed', (from, through) => {
+    missed.push([from, through])
+    d.setSkipInputs(true)
+  })
+  d.push(rec(1, 'a'))
+  d.skipThrough(5)
+  d.push(rec(4, 'stale'))
+  d.push(rec(6, 'b'))
+  d.skipThrough(3) // behind the cursor: nothing to report
+  await d.idle()
+  t.same(vm.got, ['a'], 'nothing after the gap reaches a VM that missed inputs')
+  t.same(missed, [[2, 5]], 'the missed range, once')
+  t.equal(d.appliedThrough, 6)
+})

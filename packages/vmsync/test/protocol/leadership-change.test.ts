@@ -298,3 +298,30 @@ t.test('a primary promoted from an untrusted VM stays untrusted when demoted', a
   t.equal(B.replica.backup?.needFull, true, 'it waits for a full sync')
   t.equal(A.replica.trusted, true, 'the other one was trusted as primary and stays so')
 })
+
+t.test('a synced backup whose log was compacted past unapplied inputs is fully synced next', async (t) => {
+  const { cluster, A, B } = await syncedPair(t)
+  await settle(A, B)
+  t.equal(B.replica.trusted, true)
+  const missed: number[][] = []
+  B.replica.on('missed-inputs', (from, through) => missed.push([from, through]))
+  // The next three records reach B only as a snapshot (compacted away before B applied them).
+  const through = cluster.records.length + 3
+  B.log.emit('gap', through)
+  for (let i = 0; i < 6; i++) {
+    set(A.replica, `g${i}`, `vg${i}`)
+    await A.replica.batcher.drain() // one record each
+  }
+  await settle(A, B)
+  t.equal(cluster.records.length, through + 3, 'six input records')
+  t.same(missed, [[through - 2, through]], 'the missed range is reported')
+  t.equal(B.replica.trusted, false, 'B is untrusted')
+  t.equal(B.replica.delivery.skippingInputs, true, 'and stops executing inputs')
+  const { p } = await sync(A.replica, B.replica)
+  t.equal(p.mode, SyncMode.Full, 'its next sync is full')
+  await settle(A, B)
+  t.equal(B.replica.trusted, true, 'trusted again')
+  const as = await snapshot(A.vm)
+  const bs = await snapshot(B.vm)
+  t.ok(sameSnapshot(as, bs), `B equals A byte for byte (${firstDiff(as, bs)})`)
+})

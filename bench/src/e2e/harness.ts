@@ -121,7 +121,19 @@ export interface RunOutcome {
   readonly logBytesPerS?: number
   readonly sync?: SyncStats
   readonly fullSyncMs?: number
+  /** The primary's first full sync (the backup joining), from its sync report. */
+  readonly fullSync?: FullSyncStats
   readonly notDone?: string[]
+}
+
+export interface FullSyncStats {
+  /** 'FullCompared' (hash every page, send divergent ones) or 'Full' (send every page). */
+  readonly mode: string
+  readonly pauseMs: number
+  readonly totalMs: number
+  readonly pages: number
+  readonly sentPages: number
+  readonly bytesSent: number
 }
 
 let current: DemoLike | undefined
@@ -237,8 +249,17 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
     const getPerS = served ? (served.end.get - served.start.get) / servedS : undefined
     const rows = load.rows
     const inWindow = reports.filter(
-      (r) => r.at >= load.startedAt && r.at <= load.endedAt && r.mode !== 'Full',
+      (r) => r.at >= load.startedAt && r.at <= load.endedAt && !r.mode.startsWith('Full'),
     )
+    const firstFull = reports.find((r) => r.side === 'primary' && r.mode.startsWith('Full'))
+    const fullSync: FullSyncStats | undefined = firstFull && {
+      mode: firstFull.mode,
+      pauseMs: firstFull.pauseMs,
+      totalMs: firstFull.totalMs,
+      pages: firstFull.unionPages,
+      sentPages: firstFull.divergentPages,
+      bytesSent: firstFull.bytesSent,
+    }
     const a = load.primaryAtStart?.vm
     const b = load.primaryAtEnd?.vm
     return {
@@ -264,6 +285,7 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
         : {}),
       ...(spec.kind === 'plover' ? { sync: syncStats(inWindow, seconds) } : {}),
       ...(fullSyncMs !== undefined ? { fullSyncMs } : {}),
+      ...(fullSync ? { fullSync } : {}),
       ...(notDone?.length ? { notDone } : {}),
     }
   } catch (err) {

@@ -96,6 +96,24 @@ export async function runVmsyncQemu(o: VmsyncQemuOptions): Promise<VmsyncQemuRes
       ]),
     ),
   )
+  console.log('\nFull sync of the fresh backup (primary side), same guests:')
+  console.log(
+    table(
+      ['mode', 'full-sync form', 'pages', 'pages sent', 'bytes sent', 'primary pause', 'sync total'],
+      [out.vsmr, out.remus].map((x) => {
+        const f = x.fullSync
+        return [
+          x.spec.label,
+          f?.mode ?? '—',
+          f ? String(f.pages) : '—',
+          f ? `${f.sentPages} (${fmt((f.sentPages / f.pages) * 100)} %)` : '—',
+          fmtBytes(f?.bytesSent),
+          f ? `${fmt(f.pauseMs, 0)} ms` : '—',
+          f ? `${fmt(f.totalMs, 0)} ms` : '—',
+        ]
+      }),
+    ),
+  )
   console.log(
     `Remus bytes / VSMR bytes per sync: ${fmt(result.remusOverVsmrBytes ?? undefined, 2)}× (without device state ${fmt(result.remusOverVsmrBytesWithoutDeviceState ?? undefined, 2)}×; target ≥ 10×)`,
   )

@@ -33,6 +33,7 @@ import {
 } from '@plover/qemu'
 import {
   ConsensusOrderedLog,
+  isFullSync,
   LogCompaction,
   LogRecordKind,
   PageHasher,
@@ -372,12 +373,17 @@ export class ReplicaProcess {
         })
       if (rep.side !== 'primary') return
       n.syncs++
-      if (rep.mode === SyncMode.Full) n.fullSyncs++
+      if (isFullSync(rep.mode)) n.fullSyncs++
       n.lastPauseMs = rep.pauseMs
       n.lastIdentical = rep.identicalPct
       log.debug('sync completed', { ...rep })
-      if (rep.mode === SyncMode.Full)
-        log.info('full sync completed', { pauseMs: rep.pauseMs, pages: rep.unionPages })
+      if (isFullSync(rep.mode))
+        log.info('full sync completed', {
+          mode: SyncMode[rep.mode],
+          pauseMs: rep.pauseMs,
+          pages: rep.unionPages,
+          sentPages: rep.divergentPages,
+        })
     })
     vr.on('sync-failed', (f) => {
       if (f.side === 'primary') n.failures++

@@ -2,7 +2,7 @@
 // WHY our own totals and not only vmsync's histograms: incremental (VSMR) and full syncs must be
 // kept apart (one full sync of a 64 MiB VM dwarfs thousands of incremental ones), and the
 // "Remus would have sent" figure needs the primary's own dirty set per sync.
-import { SyncMode, type SyncReport } from '@plover/vmsync'
+import { isFullSync, type SyncReport } from '@plover/vmsync'
 import type { Sample } from './prom-text.js'
 
 export class SyncTotals {
@@ -27,7 +27,7 @@ export class SyncTotals {
     if (r.side !== 'primary') return
     this.pauseMs += r.pauseMs
     this.maxPauseMs = Math.max(this.maxPauseMs, r.pauseMs)
-    if (r.mode === SyncMode.Full) {
+    if (isFullSync(r.mode)) {
       this.fullSyncs++
       this.fullBytesSent += r.bytesSent
       this.fullPauseMs += r.pauseMs

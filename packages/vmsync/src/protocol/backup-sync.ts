@@ -2,7 +2,7 @@
 //   runSync (marker committed, every earlier input delivered):
 //     wait quiet (bounded) -> pause -> collect own dirty set
 //     -> Dirty(set | needFull)   <- Union(mode, pages)
-//     hash union -> Hashes       (Vsmr only)
+//     hash union -> Hashes       (Vsmr, and FullCompared over every page)
 //     <- Pages* (staged, nothing written)  <- TransferEnd
 //     verify count + batch sequence + checksum -> write pages + device state -> reset baseline
 //     -> Ack -> resume
@@ -23,8 +23,15 @@ import {
   SyncAbortedError,
 } from './errors.js'
 import type { SyncMarker } from './marker.js'
-import { SyncMessageType, SyncMode, type TransferEndMsg, type UnionMsg } from './messages.js'
-import { assertInRange } from './page-set.js'
+import {
+  isFullSync,
+  isHashedSync,
+  SyncMessageType,
+  SyncMode,
+  type TransferEndMsg,
+  type UnionMsg,
+} from './messages.js'
+import { allPages, assertInRange } from './page-set.js'
 import { PageStaging } from './staging.js'
 import { DEFAULT_PEER_TIMEOUT_MS, quiesceVm, type SyncSideOptions } from './sync-options.js'
 
@@ -163,22 +170,24 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
 
       const union = (await ch.take(epoch, [SyncMessageType.Union], this.peerMs)) as UnionMsg
       steps.lap('waitUnion')
-      if (needFull && union.mode !== SyncMode.Full) {
+      if (needFull && !isFullSync(union.mode)) {
         throw new ProtocolViolationError(`asked for a full sync, primary chose ${SyncMode[union.mode]}`)
       }
       assertInRange(union.pages, vm.pageCount, 'union')
+      // A full sync's union is every page (not sent on the wire).
+      const pages = isFullSync(union.mode) ? allPages(vm.pageCount) : union.pages
       let hashMs = 0
       let hashedBytes = 0
-      if (union.mode === SyncMode.Vsmr && union.pages.length > 0) {
+      if (isHashedSync(union.mode) && pages.length > 0) {
         const h0 = performance.now()
-        const hashes = await hasher.hash(vm.memorySource, union.pages)
+        const hashes = await hasher.hash(vm.memorySource, pages)
         hashMs = performance.now() - h0
-        hashedBytes = union.pages.length * vm.pageSize
+        hashedBytes = pages.length * vm.pageSize
         await ch.send({ type: SyncMessageType.Hashes, epoch, hashes })
         steps.lap('hash')
       }
 
-      this.staging.begin(union.mode === SyncMode.Full ? null : union.pages)
+      this.staging.begin(union.mode === SyncMode.Full ? null : pages)
       for (;;) {
         const m = await ch.take(epoch, [SyncMessageType.Pages, SyncMessageType.TransferEnd], this.peerMs)
         if (m.type === SyncMessageType.Pages) {
@@ -215,11 +224,11 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
           mode: union.mode,
           dirtyPages: own.length,
           peerDirtyPages: 0,
-          unionPages: union.mode === SyncMode.Full ? vm.pageCount : union.pages.length,
-          identicalPages: union.mode === SyncMode.Vsmr ? union.pages.length - staged.indices.length : 0,
+          unionPages: pages.length,
+          identicalPages: isHashedSync(union.mode) ? pages.length - staged.indices.length : 0,
           identicalPct:
-            union.mode === SyncMode.Vsmr && union.pages.length > 0
-              ? ((union.pages.length - staged.indices.length) / union.pages.length) * 100
+            isHashedSync(union.mode) && pages.length > 0
+              ? ((pages.length - staged.indices.length) / pages.length) * 100
               : 0,
           divergentPages: staged.indices.length,
           bytesSent: ch.bytesSent - sent0,

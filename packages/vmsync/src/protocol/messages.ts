@@ -23,8 +23,24 @@ export enum SyncMode {
   Vsmr = 0,
   /** Remus-style: send every page of the union, no hashing (for comparison). */
   Remus = 1,
-  /** New or restarted backup: every page of the VM. */
+  /** New or restarted backup: every page of the VM, sent without comparing. */
   Full = 2,
+  /**
+   * New or restarted backup, compared: every page is hashed on both sides and only the divergent
+   * ones are sent (pages the fresh backup already has — zero pages, the same kernel — are not).
+   * The primary copies all of RAM while paused and resumes before the transfer, as in Vsmr.
+   */
+  FullCompared = 3,
+}
+
+/** A full sync (either form): the union is every page and the backup's state is replaced. */
+export function isFullSync(mode: SyncMode): boolean {
+  return mode === SyncMode.Full || mode === SyncMode.FullCompared
+}
+
+/** The backup hashes the union and the primary sends only the divergent pages. */
+export function isHashedSync(mode: SyncMode): boolean {
+  return mode === SyncMode.Vsmr || mode === SyncMode.FullCompared
 }
 
 export interface DirtyMsg {

@@ -7,7 +7,9 @@
 //       dirty baseline to this cut -> resume (next epoch's inputs flow)
 //       <- Hashes (Vsmr) -> divergent Pages* from the copy -> TransferEnd(checksum, device state)
 //       <- Ack
-//     full: Pages* (all) -> TransferEnd <- Ack -> reset dirty baseline -> resume
+//     full, compared (default in vsmr mode): as incremental with every page as the union
+//     full, copied (remus mode, or fullSync 'copy'): Pages* (all) -> TransferEnd <- Ack -> reset
+//       dirty baseline -> resume
 //     -> protect outputs -> propose SyncDone(epoch)
 //   SyncDone committed: release outputs of epochs <= it.
 // Any failure: Abort to the peer (best effort), drop the link, release held outputs unprotected,
@@ -25,7 +27,14 @@ import { TransferChecksum } from './checksum.js'
 import { encodeDeviceStateDelta } from './device-state-delta.js'
 import { type DuplicateMessageError, ProtocolViolationError, type StaleEpochError } from './errors.js'
 import { encodeSyncDone, encodeSyncMarker, type SyncDone, type SyncMarker } from './marker.js'
-import { type HashesMsg, type SyncMessage, SyncMessageType, SyncMode } from './messages.js'
+import {
+  type HashesMsg,
+  isFullSync,
+  isHashedSync,
+  type SyncMessage,
+  SyncMessageType,
+  SyncMode,
+} from './messages.js'
 import { allPages, assertInRange, divergentPages, unionSorted } from './page-set.js'
 import {
   DEFAULT_BATCH_PAGES,
@@ -57,7 +66,18 @@ export interface PrimarySyncOptions extends SyncSideOptions {
    *   keeping the backup's lag out of the pause, at the price of the scans in series.
    */
   readonly pauseAt?: PrimaryPausePoint
+  /**
+   * How a backup that needs a full sync gets one:
+   * - 'compare' (default in vsmr mode): hash every page on both sides, send the divergent ones.
+   *   The primary pauses only to hash and copy its RAM (tens of ms per 100 MiB), not for the
+   *   whole transfer, and the pages a fresh backup already has are not sent. Costs a buffer the
+   *   size of guest RAM during the sync.
+   * - 'copy' (default in remus mode): send every page while paused, no hashing, no buffer.
+   */
+  readonly fullSync?: FullSyncMethod
 }
+
+export type FullSyncMethod = 'compare' | 'copy'
 
 export type PrimaryPausePoint = 'with-backup' | 'after-backup-dirty'
 
@@ -100,6 +120,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
   private readonly peerMs: number
   private readonly batchPages: number
   private readonly pauseAt: PrimaryPausePoint
+  private readonly fullSync: FullSyncMethod
   private pageBuf: Uint8Array
   /** Id of the transfer at whose cut the dirty tracker was last reset (0 = since the start). */
   private baseline: number
@@ -118,6 +139,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     this.peerMs = o.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS
     this.batchPages = o.batchPages ?? DEFAULT_BATCH_PAGES
     this.pauseAt = o.pauseAt ?? 'with-backup'
+    this.fullSync = o.fullSync ?? (this.mode === 'vsmr' ? 'compare' : 'copy')
     this.pageBuf = new Uint8Array(this.batchPages * o.vm.pageSize)
   }
 
@@ -284,14 +306,21 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       // (e.g. this primary synced another backup since, or the backup was synced by another
       // primary). Our own earlier cuts the backup never applied are covered by their dirty sets.
       const missed = dirty.needFull ? undefined : this.pagesSince(dirty.baseline)
-      const mode = !missed ? SyncMode.Full : this.mode === 'remus' ? SyncMode.Remus : SyncMode.Vsmr
-      const union =
-        mode === SyncMode.Full ? allPages(vm.pageCount) : unionSorted(unionSorted(own, dirty.pages), missed!)
+      const mode = !missed
+        ? this.fullSync === 'compare'
+          ? SyncMode.FullCompared
+          : SyncMode.Full
+        : this.mode === 'remus'
+          ? SyncMode.Remus
+          : SyncMode.Vsmr
+      const union = isFullSync(mode)
+        ? allPages(vm.pageCount)
+        : unionSorted(unionSorted(own, dirty.pages), missed!)
       await ch.send({
         type: SyncMessageType.Union,
         epoch,
         mode,
-        pages: mode === SyncMode.Full ? new Uint32Array(0) : union,
+        pages: isFullSync(mode) ? new Uint32Array(0) : union,
       })
 
       const syncId = randomInt(1, 2 ** 48)
@@ -339,7 +368,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       } else {
         // Everything the transfer needs, taken while paused.
         let localP: Promise<Uint8Array> | undefined
-        if (mode === SyncMode.Vsmr && union.length > 0) {
+        if (isHashedSync(mode) && union.length > 0) {
           const h0 = performance.now()
           localP = hasher.hash(vm.memorySource, union)
           await localP
@@ -355,8 +384,8 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         await tracker.reset()
         steps.lap('resetTracker')
         // The tracker's baseline is now this cut; `own` is what the backup misses if it never
-        // applies this transfer.
-        this.cutAt(syncId, own)
+        // applies this transfer. After a full sync no older baseline is usable.
+        this.cutAt(syncId, mode === SyncMode.FullCompared ? undefined : own)
         await resume()
 
         if (localP) {
@@ -382,6 +411,8 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
           await ch.send({ type: SyncMessageType.Pages, epoch, seq: batches++, indices, data })
         }
         steps.lap('sendPages')
+        // A whole-RAM copy is not kept for the next (incremental) sync.
+        if (mode === SyncMode.FullCompared) this.snapshot = new Uint8Array(0)
         deviceSent = await this.sendEnd(
           ch,
           epoch,
@@ -413,7 +444,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         peerDirtyPages: dirty.pages.length,
         unionPages: union.length,
         identicalPages: identical,
-        identicalPct: mode === SyncMode.Vsmr ? pct(identical, union.length) : 0,
+        identicalPct: isHashedSync(mode) ? pct(identical, union.length) : 0,
         divergentPages: toSend.length,
         bytesSent: ch.bytesSent - sent0,
         bytesReceived: ch.bytesReceived - recv0,

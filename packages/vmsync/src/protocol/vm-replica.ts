@@ -18,7 +18,12 @@ import { OutputGuard } from '../output/output-guard.js'
 import { type BackupAckPoint, BackupSync } from './backup-sync.js'
 import type { DuplicateMessageError, StaleEpochError } from './errors.js'
 import type { SyncMarker } from './marker.js'
-import { type PrimaryPausePoint, PrimarySync, type TransferMode } from './primary-sync.js'
+import {
+  type FullSyncMethod,
+  type PrimaryPausePoint,
+  PrimarySync,
+  type TransferMode,
+} from './primary-sync.js'
 import type { SyncSideOptions } from './sync-options.js'
 
 export type ReplicaRole = 'primary' | 'backup'
@@ -28,6 +33,8 @@ export interface VmReplicaOptions extends SyncSideOptions {
   readonly role: ReplicaRole
   /** Primary transfer mode; default 'vsmr'. */
   readonly mode?: TransferMode
+  /** Primary only: how a backup that needs one gets its full sync (PrimarySyncOptions.fullSync). */
+  readonly fullSync?: FullSyncMethod
   /** Primary only: when to pause relative to the backup's dirty set (PrimarySyncOptions.pauseAt). */
   readonly pauseAt?: PrimaryPausePoint
   /** Backup only: acknowledge a transfer once staged (default) or once applied (BackupSyncOptions.ackAfter). */

@@ -56,7 +56,7 @@ t.test(
     other.attachLink(c2)
     const marker = { epoch: 2, outputCount: 0 }
     const [p2] = await Promise.all([pair.primary.runSync(marker), other.runSync(marker)])
-    t.equal(p2?.mode, SyncMode.Full, 'C (new) got a full sync')
+    t.equal(p2?.mode, SyncMode.FullCompared, 'C (new) got a full sync')
     await pair.pvm.pause()
 
     // B comes back. Neither dirty set has the A-only pages any more.
@@ -66,7 +66,7 @@ t.test(
     pair.backup.attachLink(b3)
     t.equal(pair.backup.needFull, false, 'B itself is trusted')
     const third = await syncBoth(pair, 3)
-    t.equal(third.p?.mode, SyncMode.Full, 'its baseline is not the primary’s: full sync')
+    t.equal(third.p?.mode, SyncMode.FullCompared, 'its baseline is not the primary’s: full sync')
     const ps = await snapshot(pair.pvm)
     const bs = await snapshot(pair.bvm)
     t.ok(sameSnapshot(ps, bs), `B equals A again (${firstDiff(ps, bs)})`)

@@ -11,7 +11,7 @@ import { MemoryLogCluster } from '../../src/log/memory-log.js'
 import type { SyncFailure, SyncReport } from '../../src/metrics/sync-report.js'
 import { decodeSyncMessage, encodeSyncMessage } from '../../src/protocol/codec.js'
 import { StaleEpochError } from '../../src/protocol/errors.js'
-import { SyncMessageType, SyncMode } from '../../src/protocol/messages.js'
+import { isFullSync, SyncMessageType, SyncMode } from '../../src/protocol/messages.js'
 import { VmReplica } from '../../src/protocol/vm-replica.js'
 import {
   decodeKvResponse,
@@ -173,7 +173,7 @@ t.test('a promoted primary aborts a joining backup’s replayed old markers at o
     `each by the primary's Abort: ${failures.map((f) => f.error.name).join(',')}`,
   )
   const { p } = await sync(B.replica, C.replica)
-  t.equal(p.mode, SyncMode.Full, 'then the new backup gets its full sync')
+  t.equal(p.mode, SyncMode.FullCompared, 'then the new backup gets its full sync')
   t.ok(sameSnapshot(await snapshot(B.vm), await snapshot(C.vm)), 'and equals the primary')
 })
 
@@ -199,7 +199,7 @@ async function syncedPair(t: Test) {
     }
   })
   const first = await sync(A.replica, B.replica)
-  t.equal(first.p.mode, SyncMode.Full, 'first sync is full')
+  t.equal(first.p.mode, SyncMode.FullCompared, 'first sync is full')
   for (let i = 0; i < 30; i++) set(A.replica, `a${i}`, `va${i}`)
   await A.replica.batcher.drain()
   const second = await sync(A.replica, B.replica)
@@ -255,7 +255,7 @@ t.test(
 
     // B dies before any sync with A; A leads again.
     const fullSyncs: SyncReport[] = []
-    A.replica.on('sync-completed', (r) => r.mode === SyncMode.Full && fullSyncs.push(r))
+    A.replica.on('sync-completed', (r) => isFullSync(r.mode) && fullSyncs.push(r))
     cluster.leave(B.log)
     await B.replica.close()
     cluster.setLeader(A.log)
@@ -318,7 +318,7 @@ t.test('a synced backup whose log was compacted past unapplied inputs is fully s
   t.equal(B.replica.trusted, false, 'B is untrusted')
   t.equal(B.replica.delivery.skippingInputs, true, 'and stops executing inputs')
   const { p } = await sync(A.replica, B.replica)
-  t.equal(p.mode, SyncMode.Full, 'its next sync is full')
+  t.equal(p.mode, SyncMode.FullCompared, 'its next sync is full')
   await settle(A, B)
   t.equal(B.replica.trusted, true, 'trusted again')
   const as = await snapshot(A.vm)

@@ -5,6 +5,7 @@ import t from 'tap'
 import { createMemoryLinkPair } from '../../src/link/memory-link.js'
 import { SyncMode } from '../../src/protocol/messages.js'
 import {
+  differingPages,
   firstDiff,
   makePair,
   mutateRandomPages,
@@ -28,10 +29,25 @@ for (const mode of ['vsmr', 'remus'] as const) {
       await pair.close()
     })
 
-    // Epoch 1: the backup is untrusted -> full sync, every page.
+    // Epoch 1: the backup is untrusted -> full sync. Both VMs start from the same image, then
+    // each writes its own pages (a fresh backup shares much of a primary's RAM, not all of it).
+    await mutateRandomPages(pair.pvm, rand, 40)
+    await mutateRandomPages(pair.bvm, rand, 40)
+    const start = { p: await snapshot(pair.pvm), b: await snapshot(pair.bvm) }
+    const differingAtStart = differingPages(start.p, start.b)
     const first = await syncBoth(pair, 1)
-    t.equal(first.p?.mode, SyncMode.Full, 'first sync is full')
-    t.equal(first.p?.divergentPages, pair.pvm.pageCount, 'full sync sends every page')
+    if (mode === 'vsmr') {
+      t.equal(first.p?.mode, SyncMode.FullCompared, 'first sync is full, compared')
+      t.equal(first.p?.unionPages, pair.pvm.pageCount, 'every page is compared')
+      t.equal(
+        first.p?.divergentPages,
+        differingAtStart,
+        `it sends exactly the ${differingAtStart} differing pages`,
+      )
+    } else {
+      t.equal(first.p?.mode, SyncMode.Full, 'first sync is full, copied')
+      t.equal(first.p?.divergentPages, pair.pvm.pageCount, 'it sends every page')
+    }
     t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'equal after full sync')
 
     for (let epoch = 2; epoch <= 12; epoch++) {
@@ -43,11 +59,7 @@ for (const mode of ['vsmr', 'remus'] as const) {
       await mutateRandomPages(pair.bvm, rand, Math.floor(rand() * 10))
 
       const before = { p: await snapshot(pair.pvm), b: await snapshot(pair.bvm) }
-      let differing = 0
-      for (let p = 0; p < pair.pvm.pageCount; p++) {
-        const a = before.p.memory.subarray(p * 4096, (p + 1) * 4096)
-        if (!a.equals(before.b.memory.subarray(p * 4096, (p + 1) * 4096))) differing++
-      }
+      const differing = differingPages(before.p, before.b)
       const { p, b } = await syncBoth(pair, epoch)
       t.ok(p && b, `epoch ${epoch} completed`)
       const after = { p: await snapshot(pair.pvm), b: await snapshot(pair.bvm) }
@@ -67,6 +79,26 @@ for (const mode of ['vsmr', 'remus'] as const) {
     }
   })
 }
+
+t.test(
+  "fullSync 'copy' in vsmr mode: the full sync sends every page, then syncs are incremental",
+  async (t) => {
+    const pair = await makePair({ fullSync: 'copy' })
+    const [a, b] = createMemoryLinkPair()
+    pair.primary.attachLink(a)
+    pair.backup.attachLink(b)
+    t.teardown(() => pair.close())
+    const rand = rng(11)
+    await mutateRandomPages(pair.bvm, rand, 10)
+    const first = await syncBoth(pair, 1)
+    t.equal(first.p?.mode, SyncMode.Full)
+    t.equal(first.p?.divergentPages, pair.pvm.pageCount, 'every page sent')
+    await mutateRandomPages(pair.pvm, rand, 5)
+    const second = await syncBoth(pair, 2)
+    t.equal(second.p?.mode, SyncMode.Vsmr)
+    t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'equal')
+  },
+)
 
 t.test('in-memory link pair gives the same result (fast path)', async (t) => {
   const pair = await makePair({})

@@ -88,7 +88,7 @@ t.test('replicated KV service over the full vmsync stack', async (t) => {
   const protectedP = waitEvent(primary, 'protected')
   const first = await sync()
   await protectedP
-  t.equal(first.p.mode, SyncMode.Full, 'first sync is a full sync')
+  t.equal(first.p.mode, SyncMode.FullCompared, 'first sync is a full sync (compared)')
   t.equal(backup.backup?.needFull, false, 'backup trusted after the full sync')
   t.ok(sameSnapshot(await snapshot(pvm), await snapshot(bvm)), 'equal after full sync')
 
@@ -133,7 +133,7 @@ t.test('replicated KV service over the full vmsync stack', async (t) => {
     /plover_vmsync_syncs_total\{side="primary",mode="Vsmr"\} 5/,
     'Prometheus saw the 5 VSMR syncs',
   )
-  t.match(exposition, /plover_vmsync_syncs_total\{side="primary",mode="Full"\} 1/, 'and the full one')
+  t.match(exposition, /plover_vmsync_syncs_total\{side="primary",mode="FullCompared"\} 1/, 'and the full one')
   t.same(failures, [], 'no sync failed')
 
   // Same answers from either side: GETs through the log reach both VMs.

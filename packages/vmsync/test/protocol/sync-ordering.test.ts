@@ -148,7 +148,7 @@ t.test(
     pair.primary.attachLink(link.a)
     pair.backup.attachLink(link.b)
     const { p } = await syncBoth(pair, 3)
-    t.equal(p?.mode, SyncMode.Full)
+    t.equal(p?.mode, SyncMode.FullCompared)
     await expectEqual(t, pair, 'after the full sync')
   },
 )

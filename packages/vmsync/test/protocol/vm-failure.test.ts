@@ -2,7 +2,7 @@
 // are being read, or the backup's VM refuses the final write.
 import t, { type Test } from 'tap'
 import { SyncAbortedError } from '../../src/protocol/errors.js'
-import { SyncMessageType } from '../../src/protocol/messages.js'
+import { SyncMessageType, SyncMode } from '../../src/protocol/messages.js'
 import {
   FaultyLink,
   type Pair,
@@ -126,7 +126,8 @@ for (const ackAfter of ['staged', 'applied'] as const) {
       pair.primary.attachLink(again.a)
       pair.backup.attachLink(again.b)
       const full = await syncBoth(pair, 3)
-      t.equal(full.p?.divergentPages, pair.pvm.pageCount, 'recovery is a full sync')
+      t.equal(full.p?.mode, SyncMode.FullCompared, 'recovery is a full sync')
+      t.equal(full.p?.unionPages, pair.pvm.pageCount, 'over every page')
       t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'equal again')
     },
   )

@@ -22,6 +22,7 @@ import {
   SimulatedVm,
   type SyncLink,
   SyncLinkServer,
+  SyncMode,
   type SyncReport,
   type TransferMode,
   VmReplica,
@@ -225,7 +226,12 @@ for (const mode of ['vsmr', 'remus'] as const) {
   results[mode] = {
     summary: summarize(rows),
     rows,
-    fullSync: { pages: full.divergentPages, bytes: full.bytesSent, pauseMs: full.pauseMs },
+    fullSync: {
+      form: SyncMode[full.mode],
+      pages: full.divergentPages,
+      bytes: full.bytesSent,
+      pauseMs: full.pauseMs,
+    },
   }
 }
 const load1 = loadavg()[0]
@@ -248,6 +254,15 @@ for (const [name, s] of [
 ] as const) {
   console.log(
     `${name.padEnd(6)} | ${fmt(s.dirtyPagesPerSync).padStart(10)} | ${fmt(s.unionPagesPerSync).padStart(10)} | ${fmt(s.pagesSentPerSync).padStart(9)} | ${fmt(s.identicalPct).padStart(11)} | ${fmt(s.bytesPerSync / 1024).padStart(8)} | ${fmt(s.pauseMsP50, 2).padStart(12)} | ${fmt(s.pauseMsP95, 2).padStart(12)} | ${fmt(s.syncMsP50, 2).padStart(10)}`,
+  )
+}
+for (const [name, m] of [
+  ['VSMR', 'vsmr'],
+  ['Remus', 'remus'],
+] as const) {
+  const f = results[m].fullSync as { form: string; pages: number; bytes: number; pauseMs: number }
+  console.log(
+    `full sync of the fresh backup, ${name}: ${f.form}, ${f.pages} pages sent (${fmt(f.bytes / 1024)} KiB), primary pause ${fmt(f.pauseMs)} ms`,
   )
 }
 const bytesRatio = v.bytesPerSync === 0 ? Number.POSITIVE_INFINITY : r.bytesPerSync / v.bytesPerSync

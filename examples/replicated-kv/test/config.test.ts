@@ -37,6 +37,7 @@ t.test('a valid file parses with defaults', async (t) => {
   t.equal(c.clusterKey.length, 16)
   t.equal(c.vmPages, 16384)
   t.equal(c.compactAfterEntries, 8192)
+  t.equal(c.shutdownTimeoutMs, 10_000)
   t.equal(parseReplicaConfig({ ...good, compactAfterEntries: 100 }).compactAfterEntries, 100)
   t.equal(c.replicas[2].clientPort, undefined, 'a witness has no client port')
 })
@@ -49,6 +50,11 @@ const bad: [string, unknown, RegExp][] = [
     /unknown peer.*7/,
   ],
   ['short key', { ...good, clusterKey: 'abcd' }, /at least 16 bytes/],
+  [
+    'shutdown limit not a number',
+    { ...good, shutdownTimeoutMs: '5s' },
+    /shutdownTimeoutMs must be a positive integer/,
+  ],
   [
     'compaction threshold not positive',
     { ...good, compactAfterEntries: 0 },

@@ -1,25 +1,30 @@
 // The replica process as an operator meets it: bad configuration gives one line on stderr and
 // exit code 78, no stack trace; a port in use is named; SIGTERM shuts a running replica down
-// cleanly with exit code 0.
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+// cleanly with exit code 0, or gives up after shutdownTimeoutMs when the disk is stuck.
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { KvOp } from '@plover/vmsync'
 import t, { type Test } from 'tap'
+import { KvClusterClient } from '../src/client/kv-cluster-client.js'
 import { httpGet } from '../src/demo/metrics-scrape.js'
 import { freePorts } from '../src/demo/ports.js'
 
 const MAIN = fileURLToPath(new URL('../src/replica/main.ts', import.meta.url))
 const CWD = fileURLToPath(new URL('..', import.meta.url))
 
-function run(args: string[], onStart?: (pid: number) => void) {
+function run(args: string[], onStart?: (pid: number) => void, onStderr?: (text: string) => void) {
   return new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: CWD })
     let stderr = ''
     let stdout = ''
-    child.stderr.on('data', (c) => (stderr += c))
+    child.stderr.on('data', (c) => {
+      stderr += c
+      onStderr?.(stderr)
+    })
     child.stdout.on('data', (c) => {
       stdout += c
       if (onStart && stdout.includes('"replica started"')) {
@@ -123,3 +128,77 @@ t.test('a single-voter replica serves metrics, then stops cleanly on SIGTERM', a
   for (const line of r.stdout.trim().split('\n'))
     t.doesNotThrow(() => JSON.parse(line), 'every log line is JSON', { diagnostic: false })
 })
+
+// A stuck disk: the data directory is on a small ext4 image that the test freezes (fsfreeze), so
+// the WAL's write blocks in the kernel and the clean shutdown cannot finish. The replica must give
+// up after shutdownTimeoutMs with one line and exit code 1. (The process can only leave once the
+// blocked write returns, so the test thaws the disk after the line appeared.) Root only.
+const frozenDiskTools = ['mkfs.ext4', 'fsfreeze', 'mount', 'umount'].every(
+  (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0,
+)
+const canFreeze = process.getuid?.() === 0 && frozenDiskTools
+const requireAll = process.env.PLOVER_REQUIRE_QEMU === '1'
+t.test(
+  'a shutdown stuck on a frozen disk is abandoned after shutdownTimeoutMs',
+  { skip: canFreeze || requireAll ? false : 'needs root, mkfs.ext4 and fsfreeze' },
+  async (t) => {
+    t.ok(canFreeze, 'root, mkfs.ext4 and fsfreeze are available (required in CI)')
+    if (!canFreeze) return
+    const root = mkdtempSync(join(tmpdir(), 'plover-frozen-'))
+    const image = join(root, 'disk.img')
+    const mnt = join(root, 'mnt')
+    mkdirSync(mnt)
+    const sh = (cmd: string) => execFileSync('sh', ['-c', cmd], { stdio: 'pipe' })
+    sh(`truncate -s 64M ${image} && mkfs.ext4 -q -F ${image} && mount -o loop ${image} ${mnt}`)
+    // Belt and braces: thaw after 60 s whatever happens to this test process.
+    const watchdog = spawn('sh', ['-c', `sleep 60; fsfreeze -u ${mnt}`], { detached: true, stdio: 'ignore' })
+    watchdog.unref()
+    t.teardown(() => {
+      spawnSync('fsfreeze', ['-u', mnt])
+      spawnSync('umount', [mnt])
+      try {
+        process.kill(-watchdog.pid!, 'SIGKILL')
+      } catch {}
+      rmSync(root, { recursive: true, force: true })
+    })
+
+    const { file, ports } = await config({ dataDir: join(mnt, 'data'), shutdownTimeoutMs: 2000 })
+    let sentTerm = 0
+    let lineAt = 0
+    let thawed = false
+    let client: KvClusterClient | undefined
+    t.teardown(() => client?.close())
+    const r = await run(
+      ['--config', file],
+      (pid) => {
+        void (async () => {
+          for (let i = 0; i < 200; i++) {
+            const m = await httpGet(ports[3], '/metrics').catch(() => '')
+            if (m.includes('plover_replica_is_leader{replica="1"} 1')) break
+            await new Promise((res) => setTimeout(res, 50))
+          }
+          sh(`fsfreeze -f ${mnt}`)
+          // A client write: the leader appends it to its WAL, which now blocks.
+          client = new KvClusterClient({ endpoints: [`127.0.0.1:${ports[1]}`], clientId: 7 })
+          client.request(KvOp.Set, 'k', 'v').catch(() => {})
+          await new Promise((res) => setTimeout(res, 300))
+          sentTerm = Date.now()
+          process.kill(pid, 'SIGTERM')
+        })()
+      },
+      (line) => {
+        if (line.includes('shutdown took longer') && !thawed) {
+          lineAt = Date.now()
+          thawed = true
+          spawnSync('fsfreeze', ['-u', mnt])
+        }
+      },
+    )
+    t.equal(r.code, 1, 'exit code 1')
+    oneLine(t, r.stderr, /^plover replica: shutdown took longer than 2 s$/)
+    t.ok(lineAt - sentTerm >= 1900, `gave up after the limit (${lineAt - sentTerm} ms after SIGTERM)`)
+    t.ok(lineAt - sentTerm < 10_000, 'and not much later')
+    t.match(r.stdout, /"msg":"shutting down"/)
+    t.notMatch(r.stdout, /"msg":"stopped cleanly"/, 'the clean shutdown did not finish')
+  },
+)

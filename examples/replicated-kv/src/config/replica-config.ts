@@ -55,6 +55,8 @@ export interface ReplicaConfig {
    * LogCompaction): bounds the WAL on disk, the log in memory and a restart's replay.
    */
   readonly compactAfterEntries: number
+  /** A SIGTERM shutdown that takes longer is abandoned with exit code 1 (ms). */
+  readonly shutdownTimeoutMs: number
 }
 
 export const DEFAULT_SYNC: SyncTuning = {
@@ -71,7 +73,8 @@ The JSON file:
     "replicas": [ { "id": 1, "role": "voter", "host": "10.0.0.1", "consensusPort": 7001,
                     "clientPort": 7101, "syncPort": 7201, "metricsPort": 7301 }, ... ],
     "bootstrap": [ { "id": 1, "role": "voter" }, { "id": 2, "role": "voter" }, { "id": 3, "role": "witness" } ],
-    "vmPages": 16384, "sync": { "maxIntervalMs": 500 }, "compactAfterEntries": 8192 }
+    "vmPages": 16384, "sync": { "maxIntervalMs": 500 }, "compactAfterEntries": 8192,
+    "shutdownTimeoutMs": 10000 }
 See docs/operations.md.`
 
 type Json = Record<string, unknown>
@@ -150,6 +153,7 @@ export function parseReplicaConfig(doc: unknown): ReplicaConfig {
     'tickMs',
     'electionTicks',
     'compactAfterEntries',
+    'shutdownTimeoutMs',
   ])
   for (const k of Object.keys(doc)) if (!known.has(k)) throw new ConfigError(`unknown setting "${k}"`)
   const id = positiveInt(doc.id, 'id')
@@ -198,6 +202,8 @@ export function parseReplicaConfig(doc: unknown): ReplicaConfig {
       doc.compactAfterEntries === undefined
         ? DEFAULT_COMPACT_AFTER_ENTRIES
         : positiveInt(doc.compactAfterEntries, 'compactAfterEntries'),
+    shutdownTimeoutMs:
+      doc.shutdownTimeoutMs === undefined ? 10_000 : positiveInt(doc.shutdownTimeoutMs, 'shutdownTimeoutMs'),
   }
 }
 

@@ -1,6 +1,7 @@
 // Entry point of one replica process:
 //   node --import tsx src/replica/main.ts --config replica-1.json
-// Bad configuration -> one line on stderr, exit 78. SIGTERM/SIGINT -> clean shutdown, exit 0.
+// Bad configuration -> one line on stderr, exit 78. SIGTERM/SIGINT -> clean shutdown, exit 0;
+// a shutdown that takes longer than shutdownTimeoutMs (a stuck disk, say) -> one line, exit 1.
 import { CONFIG_EXIT_CODE, ConfigError } from '../config/config-error.js'
 import { loadReplicaConfig } from '../config/replica-config.js'
 import { jsonLogger } from '../runtime/logger.js'
@@ -40,7 +41,8 @@ async function main(): Promise<void> {
     if (stopping) return
     stopping = true
     logger.info('shutting down', { signal })
-    const force = setTimeout(() => die('shutdown took longer than 10 s', 1), 10_000)
+    const limitMs = cfg.shutdownTimeoutMs
+    const force = setTimeout(() => die(`shutdown took longer than ${limitMs / 1000} s`, 1), limitMs)
     force.unref()
     node.close().then(
       () => {

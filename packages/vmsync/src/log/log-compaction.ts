@@ -29,8 +29,8 @@ export const DEFAULT_COMPACT_AFTER_ENTRIES = 8192
 export interface LogCompactionOptions {
   /**
    * Compact once at least this many records lie between the last compaction point and the new
-   * one (default DEFAULT_COMPACT_AFTER_ENTRIES). WHY not at every sync: each compaction writes and fsyncs a snapshot file;
-   * the WAL frees disk only when a whole segment is covered anyway.
+   * one (default DEFAULT_COMPACT_AFTER_ENTRIES). WHY not at every sync: each compaction writes
+   * and fsyncs a snapshot file; the WAL frees disk only when a whole segment is covered anyway.
    */
   readonly minEntries?: number
 }

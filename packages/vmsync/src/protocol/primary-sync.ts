@@ -75,6 +75,13 @@ export interface PrimarySyncOptions extends SyncSideOptions {
    * - 'copy' (default in remus mode): send every page while paused, no hashing, no buffer.
    */
   readonly fullSync?: FullSyncMethod
+  /**
+   * Largest paused copy of the union the primary makes so that its VM can run during the
+   * transfer (default 1 GiB). A bigger union — a compared full sync of a large guest, or a burst
+   * that dirtied most of it — is sent straight from the VM, which then stays paused until the
+   * Ack, instead of allocating its size again.
+   */
+  readonly maxCopyBytes?: number
 }
 
 export type FullSyncMethod = 'compare' | 'copy'
@@ -83,6 +90,10 @@ export type PrimaryPausePoint = 'with-backup' | 'after-backup-dirty'
 
 /** Cuts a backup may still report as its baseline (it applied one whose Ack was lost, or none). */
 const MAX_UNACKED_CUTS = 16
+/** Copies larger than this are not kept for reuse by the next sync (incremental ones are small). */
+const RETAIN_COPY_BYTES = 64 << 20
+/** Default of PrimarySyncOptions.maxCopyBytes. */
+export const DEFAULT_MAX_COPY_BYTES = 1 << 30
 /** Device states kept as delta bases (the acked one plus a few whose Ack may have been lost). */
 const MAX_DEVICE_BASES = 4
 
@@ -121,6 +132,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
   private readonly batchPages: number
   private readonly pauseAt: PrimaryPausePoint
   private readonly fullSync: FullSyncMethod
+  private readonly maxCopyBytes: number
   private pageBuf: Uint8Array
   /** Id of the transfer at whose cut the dirty tracker was last reset (0 = since the start). */
   private baseline: number
@@ -140,6 +152,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     this.batchPages = o.batchPages ?? DEFAULT_BATCH_PAGES
     this.pauseAt = o.pauseAt ?? 'with-backup'
     this.fullSync = o.fullSync ?? (this.mode === 'vsmr' ? 'compare' : 'copy')
+    this.maxCopyBytes = o.maxCopyBytes ?? DEFAULT_MAX_COPY_BYTES
     this.pageBuf = new Uint8Array(this.batchPages * o.vm.pageSize)
   }
 
@@ -376,9 +389,16 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
           hashedBytes = union.length * vm.pageSize
           steps.lap('hash')
         }
-        const copy = this.snapshotBuffer(union.length * vm.pageSize)
-        if (union.length > 0) await vm.readPages(union, copy)
-        steps.lap('copyPages')
+        // Within the bound, copy the union and let the VM run during the transfer; above it,
+        // send from the paused VM (see PrimarySyncOptions.maxCopyBytes).
+        const copy =
+          union.length * vm.pageSize <= this.maxCopyBytes
+            ? this.snapshotBuffer(union.length * vm.pageSize)
+            : undefined
+        if (copy) {
+          if (union.length > 0) await vm.readPages(union, copy)
+          steps.lap('copyPages')
+        }
         deviceState = await exported
         steps.lap('exportDeviceState')
         await tracker.reset()
@@ -386,7 +406,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         // The tracker's baseline is now this cut; `own` is what the backup misses if it never
         // applies this transfer. After a full sync no older baseline is usable.
         this.cutAt(syncId, mode === SyncMode.FullCompared ? undefined : own)
-        await resume()
+        if (copy) await resume()
 
         if (localP) {
           const peer = (await ch.take(epoch, [SyncMessageType.Hashes], this.peerMs)) as HashesMsg
@@ -403,16 +423,17 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         for (let i = 0; i < toSend.length; i += this.batchPages) {
           const indices = toSend.slice(i, i + this.batchPages)
           const data = this.pageBuf.subarray(0, indices.length * vm.pageSize)
-          for (let k = 0; k < indices.length; k++) {
-            const from = slot[i + k]! * vm.pageSize
-            data.set(copy.subarray(from, from + vm.pageSize), k * vm.pageSize)
-          }
+          if (!copy) await vm.readPages(indices, data)
+          else
+            for (let k = 0; k < indices.length; k++) {
+              const from = slot[i + k]! * vm.pageSize
+              data.set(copy.subarray(from, from + vm.pageSize), k * vm.pageSize)
+            }
           checksum.addPages(indices, data, vm.pageSize)
           await ch.send({ type: SyncMessageType.Pages, epoch, seq: batches++, indices, data })
         }
         steps.lap('sendPages')
-        // A whole-RAM copy is not kept for the next (incremental) sync.
-        if (mode === SyncMode.FullCompared) this.snapshot = new Uint8Array(0)
+        this.releaseLargeCopy()
         deviceSent = await this.sendEnd(
           ch,
           epoch,
@@ -425,6 +446,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         )
         await ch.take(epoch, [SyncMessageType.Ack], this.peerMs)
         steps.lap('waitAck')
+        if (!copy) await resume()
       }
       // The backup applied this cut: it is the common baseline now.
       this.acked(syncId)
@@ -469,6 +491,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       ch.close(error)
       guard.unprotect(`sync ${epoch} failed: ${error.message}`)
       await exporting
+      this.releaseLargeCopy()
       if (paused) await resume().catch(() => {})
       this.emit('sync-failed', { side: 'primary', epoch, reason: error.message, error })
       return undefined
@@ -542,6 +565,11 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     let pages: Uint32Array = new Uint32Array(0)
     for (const c of this.cuts.slice(at)) pages = unionSorted(pages, c.pages)
     return pages
+  }
+
+  /** A copy of most of RAM (a full sync) is not kept for the next, incremental, sync. */
+  private releaseLargeCopy(): void {
+    if (this.snapshot.byteLength > RETAIN_COPY_BYTES) this.snapshot = new Uint8Array(0)
   }
 
   /** A reusable buffer of at least `bytes` for the paused copy of the union pages. */

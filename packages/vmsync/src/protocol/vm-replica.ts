@@ -35,6 +35,8 @@ export interface VmReplicaOptions extends SyncSideOptions {
   readonly mode?: TransferMode
   /** Primary only: how a backup that needs one gets its full sync (PrimarySyncOptions.fullSync). */
   readonly fullSync?: FullSyncMethod
+  /** Primary only: largest paused copy of the union (PrimarySyncOptions.maxCopyBytes). */
+  readonly maxCopyBytes?: number
   /** Primary only: when to pause relative to the backup's dirty set (PrimarySyncOptions.pauseAt). */
   readonly pauseAt?: PrimaryPausePoint
   /** Backup only: acknowledge a transfer once staged (default) or once applied (BackupSyncOptions.ackAfter). */

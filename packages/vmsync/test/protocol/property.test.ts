@@ -100,6 +100,47 @@ t.test(
   },
 )
 
+t.test(
+  'a union above maxCopyBytes is sent from the paused VM, which resumes only after the Ack',
+  async (t) => {
+    // 16 pages may be copied: the full sync (256 pages) and the big burst are not; the small one is.
+    const pair = await makePair({ maxCopyBytes: 16 * 4096 })
+    const [a, b] = createMemoryLinkPair()
+    pair.primary.attachLink(a)
+    pair.backup.attachLink(b)
+    t.teardown(() => pair.close())
+    const rand = rng(13)
+    await mutateRandomPages(pair.bvm, rand, 20)
+    const stepOrder = (p: { stepsMs: Readonly<Record<string, number>> } | undefined) =>
+      Object.keys(p?.stepsMs ?? {})
+    const full = await syncBoth(pair, 1)
+    t.equal(full.p?.mode, SyncMode.FullCompared)
+    t.equal(full.p?.divergentPages, 20, 'only the 20 pages the backup changed are sent')
+    t.notOk(stepOrder(full.p).includes('copyPages'), 'no copy of the union')
+    t.ok(
+      stepOrder(full.p).indexOf('resume') > stepOrder(full.p).indexOf('waitAck'),
+      `resumed after the Ack (${stepOrder(full.p).join(' ')})`,
+    )
+    t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'equal after the full sync')
+
+    await mutateRandomPages(pair.pvm, rand, 100)
+    await mutateRandomPages(pair.bvm, rand, 30)
+    const burst = await syncBoth(pair, 2)
+    t.equal(burst.p?.mode, SyncMode.Vsmr)
+    t.notOk(stepOrder(burst.p).includes('copyPages'), 'a burst above the bound is not copied either')
+    t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'equal after the burst')
+
+    await mutateRandomPages(pair.pvm, rand, 5)
+    const small = await syncBoth(pair, 3)
+    t.ok(stepOrder(small.p).includes('copyPages'), 'a small union is copied')
+    t.ok(
+      stepOrder(small.p).indexOf('resume') < stepOrder(small.p).indexOf('waitAck'),
+      'and the VM resumes before the transfer',
+    )
+    t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'equal after the small sync')
+  },
+)
+
 t.test('in-memory link pair gives the same result (fast path)', async (t) => {
   const pair = await makePair({})
   const [a, b] = createMemoryLinkPair()

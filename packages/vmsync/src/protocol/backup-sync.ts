@@ -9,7 +9,9 @@
 // Atomicity: the VM is written only after the whole transfer is staged and verified, so a
 // primary that dies before TransferEnd leaves the backup exactly in its pre-sync state, and one
 // that dies after it leaves the complete new state. The only other outcome — the VM refusing the
-// write — marks the backup untrusted (needFull) rather than pretending it is consistent.
+// write — marks the backup untrusted (needFull) rather than pretending it is consistent. A backup
+// that is untrusted already (waiting for a full sync) has nothing to protect: it writes pages as
+// they arrive and becomes trusted only once the transfer is verified and applied.
 import { EventEmitter } from 'eventemitter3'
 import type { SyncLink } from '../link/link.js'
 import { StepTimer } from '../metrics/step-timer.js'
@@ -187,11 +189,20 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
         steps.lap('hash')
       }
 
-      this.staging.begin(union.mode === SyncMode.Full ? null : pages)
+      // WHY write through on a full sync: an untrusted VM has no state to protect, so staging
+      // would only hold a second copy of the transfer (all of RAM in the copy form). Its trust
+      // still comes only with a verified TransferEnd and the device state.
+      const writeThrough = needFull
+      this.staging.begin(union.mode === SyncMode.Full ? null : pages, { keep: !writeThrough })
       for (;;) {
         const m = await ch.take(epoch, [SyncMessageType.Pages, SyncMessageType.TransferEnd], this.peerMs)
         if (m.type === SyncMessageType.Pages) {
           this.staging.add(m)
+          if (writeThrough) {
+            steps.lap('waitTransfer')
+            await vm.writePages(m.indices, m.data)
+            steps.lap('writePages')
+          }
           continue
         }
         if (m.type !== SyncMessageType.TransferEnd) throw new ProtocolViolationError('expected TransferEnd')
@@ -218,6 +229,8 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
         paused = false
         const t1 = performance.now()
         ch.setFloor(epoch + 1)
+        // Pages this sync brought (staged, or written through on a full sync).
+        const received = this.staging.stagedPages
         const report: SyncReport = {
           side: 'backup',
           epoch,
@@ -225,12 +238,12 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
           dirtyPages: own.length,
           peerDirtyPages: 0,
           unionPages: pages.length,
-          identicalPages: isHashedSync(union.mode) ? pages.length - staged.indices.length : 0,
+          identicalPages: isHashedSync(union.mode) ? pages.length - received : 0,
           identicalPct:
             isHashedSync(union.mode) && pages.length > 0
-              ? ((pages.length - staged.indices.length) / pages.length) * 100
+              ? ((pages.length - received) / pages.length) * 100
               : 0,
-          divergentPages: staged.indices.length,
+          divergentPages: received,
           bytesSent: ch.bytesSent - sent0,
           bytesReceived: ch.bytesReceived - recv0,
           deviceStateBytes: staged.deviceState.length,

@@ -48,6 +48,7 @@ for (const mode of ['vsmr', 'remus'] as const) {
       t.equal(first.p?.mode, SyncMode.Full, 'first sync is full, copied')
       t.equal(first.p?.divergentPages, pair.pvm.pageCount, 'it sends every page')
     }
+    t.equal(first.b?.divergentPages, first.p?.divergentPages, 'the backup counts the pages it received')
     t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'equal after full sync')
 
     for (let epoch = 2; epoch <= 12; epoch++) {

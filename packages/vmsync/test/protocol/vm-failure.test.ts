@@ -1,12 +1,17 @@
 // VM-level failures during a sync (rather than link failures): the primary's VM dies while pages
-// are being read, or the backup's VM refuses the final write.
+// are being read, or the backup's VM refuses the final write; and what an untrusted backup's VM
+// holds when its full sync breaks off midway.
 import t, { type Test } from 'tap'
 import { SyncAbortedError } from '../../src/protocol/errors.js'
 import { SyncMessageType, SyncMode } from '../../src/protocol/messages.js'
 import {
   FaultyLink,
+  firstDiff,
+  makePair,
+  mutateRandomPages,
   type Pair,
   preparedPair,
+  rng,
   sameSnapshot,
   snapshot,
   syncBoth,
@@ -184,5 +189,44 @@ t.test(
     t.match((await primaryFailure).message, /injected: export refused/)
     t.equal(pair.pvm.runState, 'running', 'the primary runs again')
     await backupUnchanged(t, pair, oldB)
+  },
+)
+
+t.test(
+  'a full sync writes through to the untrusted backup; if the primary dies mid-transfer, the backup stays untrusted and the next full sync completes it',
+  async (t) => {
+    const pair = await makePair({ batchPages: 8 })
+    t.teardown(() => pair.close())
+    await mutateRandomPages(pair.pvm, rng(21), 64)
+    const before = await snapshot(pair.bvm)
+    const first = await tcpPair()
+    t.teardown(() => first.close())
+    // The primary dies right after its third page batch.
+    pair.primary.attachLink(
+      new FaultyLink(first.a, (m, sent) =>
+        m.type === SyncMessageType.Pages && sent.filter((x) => x.type === SyncMessageType.Pages).length === 2
+          ? 'close-after'
+          : 'pass',
+      ),
+    )
+    pair.backup.attachLink(first.b)
+    const trust: boolean[] = []
+    pair.backup.on('trust', (x) => trust.push(x))
+    const r = await syncBoth(pair, 1)
+    t.notOk(r.b, 'the backup side failed')
+    t.equal(pair.backup.needFull, true, 'the backup is still untrusted')
+    t.same(trust, [], 'and never was trusted in between')
+    const partial = await snapshot(pair.bvm)
+    t.notOk(partial.memory.equals(before.memory), 'the batches that arrived were written through, not staged')
+
+    const again = await tcpPair()
+    t.teardown(() => again.close())
+    pair.primary.attachLink(again.a)
+    pair.backup.attachLink(again.b)
+    const full = await syncBoth(pair, 2)
+    t.equal(full.p?.mode, SyncMode.FullCompared, 'the next sync is full again')
+    t.same(trust, [true], 'trusted once it completed')
+    const after = { p: await snapshot(pair.pvm), b: await snapshot(pair.bvm) }
+    t.ok(sameSnapshot(after.p, after.b), `equal (${firstDiff(after.p, after.b)})`)
   },
 )

@@ -1,6 +1,7 @@
 // `npm run demo`: Plover protecting a key-value service on the embedded simulated VM.
 // Three replica processes on loopback, a client, SIGKILL of the primary midway, failover,
-// re-protection by a spare, and the read-back of every acknowledged write.
+// re-protection by a spare (or, with --restart, by the killed replica restarted on its old data
+// directory), and the read-back of every acknowledged write.
 // Exit code: 0 when no acknowledged write was lost, 1 otherwise (or on any failure), 130 on Ctrl-C.
 import type { DemoCluster } from './demo/cluster.js'
 import { runDemo } from './demo/run-demo.js'
@@ -38,6 +39,7 @@ try {
     workloadMs: arg('seconds', 20) * 1000,
     workers: arg('workers', 32),
     vmPages: arg('pages', 16384),
+    rejoin: process.argv.includes('--restart') ? 'restart' : 'spare',
     status,
     onCluster: (c) => {
       cluster = c

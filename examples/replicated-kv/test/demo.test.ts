@@ -47,3 +47,33 @@ t.test('primary SIGKILLed under load: failover, re-protection, no acknowledged w
   t.ok(r.cleanShutdown, 'surviving replicas shut down cleanly on SIGTERM')
   t.ok(Date.now() - started < 110_000, 'bounded in time')
 })
+
+t.test('the killed primary restarts on its old data directory and re-protects the new one', async (t) => {
+  const lines: string[] = []
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk).trimEnd())
+      cb()
+    },
+  })
+  const r = await runDemo({
+    workloadMs: 8000,
+    workers: 16,
+    vmPages: 4096,
+    rejoin: 'restart',
+    compactAfterEntries: 200,
+    status: new StatusLine(sink, 2000),
+  })
+  t.comment(lines.join('\n'))
+  t.comment(formatSummary(r))
+  t.equal(r.spare, r.firstPrimary, 'the killed replica itself came back')
+  t.ok(r.newPrimary !== undefined && r.newPrimary !== r.firstPrimary, 'failover happened')
+  t.ok(r.reprotectMs !== undefined, `it re-protected the new primary (${r.reprotectMs} ms)`)
+  t.ok(r.acked > 100, `writes were acknowledged (${r.acked})`)
+  t.equal(r.checked, r.acked, 'every acknowledged write was read back')
+  t.same(r.lost, [], 'no acknowledged write lost')
+  t.equal(r.workload.staleReads, 0, 'no stale read')
+  t.ok(r.logStarts.has(r.firstPrimary), 'the restarted replica reports its log')
+  t.ok(r.numbers.fullSyncs >= 2, `full syncs: initial backup + re-protection (${r.numbers.fullSyncs})`)
+  t.ok(r.cleanShutdown, 'every live replica, the restarted one included, shuts down cleanly')
+})

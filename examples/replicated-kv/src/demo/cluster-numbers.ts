@@ -41,7 +41,9 @@ export async function scrapeCluster(procs: Iterable<ReplicaProc>): Promise<Clust
     syncFailures: 0,
     compactions: 0,
   }
-  const maps = await Promise.all([...procs].map((p) => p.scrape()))
+  const list = [...procs]
+  // A restarted replica's counters start again from 0: its earlier processes count too.
+  const maps = [...(await Promise.all(list.map((p) => p.scrape()))), ...list.flatMap((p) => p.earlierRuns)]
   for (const m of maps) {
     if (!m) continue
     const v = (name: string) => metric(m, `plover_replica_${name}`)

@@ -35,6 +35,8 @@ export class ReplicaProc {
   exit: { code: number | null; signal: string | null } | undefined
   /** Last metrics scraped while it was alive (a killed replica keeps its last numbers). */
   lastMetrics: MetricMap | undefined
+  /** The last metrics of its earlier processes (it was killed and started again). */
+  readonly earlierRuns: MetricMap[] = []
 
   constructor(
     readonly addr: ReplicaAddress,
@@ -154,6 +156,8 @@ export class DemoCluster {
       cwd: EXAMPLE_DIR,
       stdio: ['ignore', out, out, 'ipc'],
     })
+    if (proc.lastMetrics) proc.earlierRuns.push(proc.lastMetrics)
+    proc.lastMetrics = undefined
     proc.child = child
     proc.exit = undefined
     child.on('exit', (code, signal) => {

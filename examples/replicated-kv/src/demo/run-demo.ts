@@ -1,7 +1,8 @@
 // The demo, phase by phase: three replica processes (two VM voters, one witness), a client
 // workload through the primary, SIGKILL of the primary midway, failover to the backup with the
-// witness's vote, re-protection by a spare replica (membership change + full sync), and the
-// read-back of every acknowledged write from the new primary. Used by src/main.ts and the test.
+// witness's vote, re-protection by a spare replica — or by the killed one, restarted on its old
+// data directory — (membership change + full sync), and the read-back of every acknowledged write
+// from the new primary. Used by src/main.ts and the test.
 import { KvClusterClient } from '../client/kv-cluster-client.js'
 import type { MemberKind } from '../config/replica-config.js'
 import { DemoCluster, type ReplicaStatus } from './cluster.js'
@@ -16,6 +17,11 @@ export interface DemoOptions {
   readonly workers: number
   readonly vmPages: number
   readonly status?: StatusLine
+  /**
+   * Who re-protects the new primary: 'spare' (default: replica 4, a fresh data directory) or
+   * 'restart' (the killed replica again, on its old data directory and WAL, as after a reboot).
+   */
+  readonly rejoin?: 'spare' | 'restart'
   /** The replicas' compactAfterEntries (default: theirs, 8192). */
   readonly compactAfterEntries?: number
   /** Called as soon as the cluster exists, so that Ctrl-C can clean it up. */
@@ -148,7 +154,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
     // --- re-protection ---
     await sleep(Math.max(0, wStart + o.workloadMs * 0.65 - Date.now()))
-    const spare = 4
+    const spare = o.rejoin === 'restart' ? firstPrimary : 4
     await retry(() =>
       httpPost(cluster.procs.get(survivor.id)!.addr.metricsPort, '/admin/membership', {
         remove: firstPrimary,
@@ -157,7 +163,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const after = (await cluster.procs.get(survivor.id)!.status()) as ReplicaStatus
     const spareBootstrap = [...parseMembership(after.membership), { id: spare, role: 'learner' as const }]
     status.say(
-      `Removed replica ${firstPrimary} from the membership (${after.membership}); starting spare replica ${spare}`,
+      o.rejoin === 'restart'
+        ? `Removed replica ${firstPrimary} from the membership (${after.membership}); restarting it on its old data directory`
+        : `Removed replica ${firstPrimary} from the membership (${after.membership}); starting spare replica ${spare}`,
     )
     const spareAt = Date.now()
     cluster.start(spare, spareBootstrap)
@@ -188,9 +196,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     )
     const check = await verifyAcked(client, wl.acked, { concurrency: 256, retryMs: 20_000 })
     const numbers = await scrapeCluster(cluster.procs.values())
+    // The killed replica, unless it came back.
+    const gone = o.rejoin === 'restart' ? undefined : firstPrimary
     const logStarts = new Map<number, number>()
     for (const p of cluster.procs.values()) {
-      if (p.addr.id === firstPrimary || !p.alive) continue
+      if (p.addr.id === gone || !p.alive) continue
       const m = await p.scrape()
       if (m) logStarts.set(p.addr.id, metric(m, 'plover_replica_log_first_index'))
     }
@@ -199,7 +209,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     client = undefined
     await cluster.stopAll()
     const cleanShutdown = [...cluster.procs.values()]
-      .filter((p) => p.addr.id !== firstPrimary && p.child)
+      .filter((p) => p.addr.id !== gone && p.child)
       .every((p) => p.exit?.code === 0)
     return {
       firstPrimary,

@@ -1,13 +1,16 @@
 // A leader's VM may be primary only if it is trusted, or if the log never carried an input.
 // Otherwise it must not serve and must hand leadership to another VM voter.
 import { EntryType, MemberRole, type Replica } from '@plover/consensus'
+import { InputHistory, LogRecordKind, type OrderedLogEvents } from '@plover/vmsync'
 import { EventEmitter } from 'eventemitter3'
 import t from 'tap'
 import { PrimacyGate } from '../src/replica/primacy.js'
 import type { VmStack } from '../src/replica/vm-stack.js'
 import { jsonLogger } from '../src/runtime/logger.js'
 
+/** A consensus replica's events, and the vmsync log records the adapter would derive from them. */
 class FakeReplica extends EventEmitter {
+  readonly log = new EventEmitter<OrderedLogEvents>()
   id = 2
   role = 'leader'
   term = 3
@@ -23,7 +26,12 @@ class FakeReplica extends EventEmitter {
     this.transfers.push(to)
   }
   apply(type: EntryType, term = this.term): void {
-    this.emit('apply', { type, term, index: 0, data: new Uint8Array(0) })
+    const data = new Uint8Array(0)
+    if (type === EntryType.Normal) this.log.emit('apply', { index: 0, kind: LogRecordKind.Input, data })
+    this.emit('apply', { type, term, index: 0, data })
+  }
+  snapshot(index: number): void {
+    this.log.emit('gap', index)
   }
 }
 
@@ -39,7 +47,12 @@ function setup(trusted: boolean) {
     },
   } as unknown as VmStack
   const lines: string[] = []
-  const gate = new PrimacyGate(replica as unknown as Replica, jsonLogger({}, { write: (l) => lines.push(l) }))
+  const history = new InputHistory(replica.log)
+  const gate = new PrimacyGate(
+    replica as unknown as Replica,
+    history,
+    jsonLogger({}, { write: (l) => lines.push(l) }),
+  )
   gate.attach(vm)
   t.teardown(() => gate.close())
   return { replica, calls, gate, lines, freshLog }
@@ -63,6 +76,18 @@ t.test('an untrusted VM in a log with inputs refuses and hands leadership over',
   replica.apply(EntryType.Empty)
   t.same(calls, [], 'never promoted')
   t.same(replica.transfers, [4], 'leadership offered to the other VM voter, not the witness')
+  t.match(lines.join(''), /refusing to act as primary/)
+})
+
+t.test('a log that starts with a snapshot counts as having carried inputs', async (t) => {
+  // E.g. every replica restarted from a compacted WAL whose remaining entries hold no input.
+  const { replica, calls, gate, lines } = setup(false)
+  replica.snapshot(500)
+  replica.apply(EntryType.SyncDone, 1)
+  gate.onLeadership(true)
+  replica.apply(EntryType.Empty)
+  t.same(calls, [], 'the fresh VM is not promoted')
+  t.same(replica.transfers, [4], 'leadership is handed over instead')
   t.match(lines.join(''), /refusing to act as primary/)
 })
 

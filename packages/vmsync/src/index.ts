@@ -17,6 +17,7 @@ export {
   type ConsensusLogReplica,
   ConsensusOrderedLog,
 } from './log/consensus-log.js'
+export * from './log/input-history.js'
 export * from './log/log-compaction.js'
 export * from './log/memory-log.js'
 export * from './log/ordered-log.js'

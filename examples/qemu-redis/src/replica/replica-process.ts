@@ -33,9 +33,9 @@ import {
 } from '@plover/qemu'
 import {
   ConsensusOrderedLog,
+  InputHistory,
   isFullSync,
   LogCompaction,
-  LogRecordKind,
   PageHasher,
   SyncLinks,
   SyncMode,
@@ -290,10 +290,8 @@ export class ReplicaProcess {
 
     // --- VM replica ---
     const qvm = vm
-    let sawInput = false
-    olog.on('apply', (r) => {
-      if (r.kind === LogRecordKind.Input) sawInput = true
-    })
+    // Still in the turn the replica opened in: no record has been applied yet.
+    const history = new InputHistory(olog)
     const vr = new VmReplica({
       log: olog,
       vm: qvm,
@@ -481,11 +479,11 @@ export class ReplicaProcess {
       syncOver()
       if (isLeader && vr.role !== 'primary') {
         // A VM that never had its full sync may lead only a log that never carried an input.
-        if (!vr.trusted && sawInput) {
+        if (!vr.trusted && history.carriedInput) {
           log.error('leader with an untrusted VM: refusing to act as primary')
           return
         }
-        vr.promote({ trusted: !sawInput })
+        vr.promote({ trusted: !history.carriedInput })
         log.info('promoted to primary: continuing from this VM state', { trusted: vr.trusted })
         this.event('promoted', String(qvm.process.pid))
       } else if (!isLeader && vr.role === 'primary') {

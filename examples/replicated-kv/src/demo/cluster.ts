@@ -20,6 +20,7 @@ export interface ReplicaStatus {
   readonly role?: string
   readonly leader?: number
   readonly term?: number
+  readonly commitIndex?: number
   readonly membership?: string
   readonly vm: null | {
     readonly role: string

@@ -7,15 +7,16 @@
 // refuses to be primary and hands leadership to another VM voter (which may be trusted).
 //
 // The decision waits for the leader's own no-op entry to be applied: by then every earlier
-// entry has been applied too, so "has any input ever been committed" is known.
+// entry has been applied too, so "has any input ever been committed" is known (vmsync's
+// InputHistory, which also counts a compacted log as having carried inputs).
 import { type Entry, EntryType, MemberRole, type Replica } from '@plover/consensus'
+import type { InputHistory } from '@plover/vmsync'
 import type { Logger } from '../runtime/logger.js'
 import type { VmStack } from './vm-stack.js'
 
 const TRANSFER_EVERY_MS = 1000
 
 export class PrimacyGate {
-  private inputsApplied = 0
   /** Term of the last leader no-op applied (ours, if it equals the current term). */
   private noopTerm = 0
   private awaitingNoop = false
@@ -26,6 +27,7 @@ export class PrimacyGate {
   /** Create right after the replica opens, before any entry is applied, so none is missed. */
   constructor(
     private readonly replica: Replica,
+    private readonly history: Pick<InputHistory, 'carriedInput'>,
     private readonly logger: Logger,
   ) {
     replica.on('apply', (e) => this.onApply(e))
@@ -61,7 +63,6 @@ export class PrimacyGate {
   }
 
   private onApply(e: Entry): void {
-    if (e.type === EntryType.Normal) this.inputsApplied++
     if (e.type === EntryType.Empty) this.noopTerm = e.term
     if (e.type === EntryType.Empty && this.awaitingNoop && e.term === this.replica.term) {
       this.awaitingNoop = false
@@ -71,13 +72,12 @@ export class PrimacyGate {
 
   private decide(): void {
     if (this.replica.role !== 'leader') return
-    if (this.vm.trusted || this.inputsApplied === 0) {
-      this.vm.setLeader(true, { freshLog: this.inputsApplied === 0 })
+    const fresh = !this.history.carriedInput
+    if (this.vm.trusted || fresh) {
+      this.vm.setLeader(true, { freshLog: fresh })
       return
     }
-    this.logger.error('leader with an untrusted VM: refusing to act as primary, handing leadership over', {
-      inputsCommitted: this.inputsApplied,
-    })
+    this.logger.error('leader with an untrusted VM: refusing to act as primary, handing leadership over')
     this.transfer()
     this.timer = setInterval(() => this.transfer(), TRANSFER_EVERY_MS)
   }

@@ -10,7 +10,7 @@ import {
   type PeerAddress,
   Replica,
 } from '@plover/consensus'
-import { ConsensusOrderedLog, LogCompaction, SyncLinks } from '@plover/vmsync'
+import { ConsensusOrderedLog, InputHistory, LogCompaction, SyncLinks } from '@plover/vmsync'
 import type { NotLeaderInfo } from '../client/wire.js'
 import { ConfigError } from '../config/config-error.js'
 import { type ReplicaConfig, self } from '../config/replica-config.js'
@@ -159,7 +159,7 @@ export class ReplicaNode {
     this.compaction.on('compacted', (index, epoch) => this.logger.debug('log compacted', { index, epoch }))
     this.compaction.on('error', (err) => this.logger.warn('log compaction failed', { error: err }))
     // Synchronously after open: the replayed entries are applied from the next event-loop turn.
-    if (me.role === 'voter') this.primacy = new PrimacyGate(replica, this.logger)
+    if (me.role === 'voter') this.primacy = new PrimacyGate(replica, new InputHistory(this.log), this.logger)
 
     if (me.role === 'voter') {
       this.vm = await VmStack.start({

@@ -173,6 +173,8 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
    * The primary is trusted if the backup was, or if the caller vouches for the VM with
    * `trusted: true` — e.g. a fresh VM whose log has never carried an input (a brand-new
    * cluster): it executes every input from the first one on, so it is a correct execution.
+   * Decide that with an InputHistory: a log compacted before this process saw it counts as
+   * having carried inputs, whatever entries remain.
    */
   promote(opts: { readonly trusted?: boolean } = {}): void {
     if (this.roleValue === 'primary') return

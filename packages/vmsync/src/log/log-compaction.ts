@@ -48,6 +48,8 @@ export interface CompactionPoint {
 }
 
 const POINT_VERSION = 1
+/** Markers remembered while their SyncDone is pending (failed syncs never get one). */
+const MAX_PENDING_MARKERS = 1024
 
 export function encodeCompactionPoint(p: CompactionPoint): Uint8Array {
   return new WireWriter(24).u8(POINT_VERSION).u64(p.epoch).u64(p.markerIndex).finish()
@@ -103,6 +105,10 @@ export class LogCompaction extends EventEmitter<LogCompactionEvents> {
       try {
         this.markers.set(decodeSyncMarker(r.data).epoch, r.index)
       } catch {}
+      if (this.markers.size > MAX_PENDING_MARKERS) {
+        const oldest = this.markers.keys().next().value
+        if (oldest !== undefined) this.markers.delete(oldest)
+      }
     } else if (r.kind === LogRecordKind.SyncDone) {
       let epoch: number
       try {

@@ -55,7 +55,10 @@ function verdictOk(r: DemoResult): boolean {
   )
 }
 
-const demo = new Demo({ noFailover: process.argv.includes('--no-failover') })
+const demo = new Demo({
+  noFailover: process.argv.includes('--no-failover'),
+  rejoin: process.argv.includes('--restart') ? 'restart' : 'spare',
+})
 let signals = 0
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {

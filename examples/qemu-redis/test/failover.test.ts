@@ -135,3 +135,37 @@ function httpGet(port: number, path: string): Promise<string> {
     req.on('error', reject)
   })
 }
+
+t.test(
+  'qemu-redis: the killed replica restarts on its old data directory and re-protects the new primary',
+  async (t) => {
+    if (!qemuEnvironment(t)) return
+    const lines: string[] = []
+    const demo = new Demo({
+      rejoin: 'restart',
+      loadBeforeKillS: 8,
+      loadAfterTakeoverS: 4,
+      benchClients: 2,
+      compactAfterEntries: 64,
+      deadlineMs: 270_000,
+      print: (l) => lines.push(l),
+    })
+    t.teardown(() => demo.cleanup())
+    const r = await demo.run().catch((err: Error) => {
+      t.comment(lines.join('\n'))
+      throw err
+    })
+    t.comment(lines.join('\n'))
+    t.ok(r.failedOver, 'the primary was killed and the backup took over')
+    t.ok(r.reprotect?.voter, 'the restarted replica had its full sync and became a voter again')
+    t.comment(`re-protection: ${JSON.stringify(r.reprotect)}; logs: ${JSON.stringify(r.logs)}`)
+    t.ok(
+      r.logs?.some((l) => l.id === r.primaryId),
+      'the restarted replica reports its (reused, compacted) log',
+    )
+    const c = r.checker
+    t.ok(c?.connectionSurvived, "the checker's TCP connection survived")
+    t.equal(c?.missingCount, 0, 'no acknowledged SET is missing')
+    t.equal(c?.readable, c?.acked, 'every acknowledged SET is readable')
+  },
+)

@@ -47,6 +47,11 @@ export interface DemoOptions {
   readonly deadlineMs?: number
   /** Start the spare (replica 4) as the new backup after the failover (default true). */
   readonly reprotect?: boolean
+  /**
+   * Who re-protects: 'spare' (default: replica 4, fresh data directory) or 'restart' (the killed
+   * replica again, on its old data directory and WAL, with a new QEMU: a host that came back).
+   */
+  readonly rejoin?: 'spare' | 'restart'
   /** Every replica's compactAfterEntries (default: the replica config's). */
   readonly compactAfterEntries?: number
   /** Skip the kill (no failover): for debugging the replicated setup. */
@@ -454,7 +459,7 @@ export class Demo {
       benchmark: { ...benchOut, runningAtEnd: benchRunning },
       newPrimaryStatus: this.status.get(backupId),
       logs: [...this.status.values()]
-        .filter((st) => st.id !== primary.id)
+        .filter((st) => this.o.rejoin === 'restart' || st.id !== primary.id)
         .map((st) => ({ id: st.id, firstIndex: st.logFirstIndex, compactions: st.compactions })),
       failedOver: true,
       reprotect,
@@ -640,11 +645,21 @@ export class Demo {
     notDone: string[],
   ): Promise<DemoResult['reprotect']> {
     const p = this.print
-    const spare = 4
+    const restart = this.o.rejoin === 'restart'
+    const spare = restart ? deadId : 4
     const t0 = Date.now()
     try {
       await this.membership(leaderId, { remove: deadId })
-      p(`• re-protection: removed replica ${deadId}; starting spare ${spare} (fresh VM, joins as learner)`)
+      p(
+        restart
+          ? `• re-protection: removed replica ${deadId}; restarting it on its old data directory (new QEMU, joins as learner)`
+          : `• re-protection: removed replica ${deadId}; starting spare ${spare} (fresh VM, joins as learner)`,
+      )
+      if (restart) {
+        // Its statuses and exits from before the kill say nothing about the new process.
+        this.status.delete(spare)
+        this.killed.delete(spare)
+      }
       const tap = await this.net!.addTap()
       startReplica(spare, tap, [
         { id: leaderId, role: 'voter' },
@@ -661,7 +676,7 @@ export class Demo {
       const protectedMs = Date.now() - t0
       const fullSyncMs = Date.now() - tJoin
       p(
-        `  outputs protected again ${(protectedMs / 1000).toFixed(1)} s after the kill (spare's full sync ${(fullSyncMs / 1000).toFixed(1)} s after it was added)`,
+        `  outputs protected again ${(protectedMs / 1000).toFixed(1)} s after the kill (its full sync ${(fullSyncMs / 1000).toFixed(1)} s after it was added)`,
       )
       let voter = false
       try {

@@ -40,6 +40,8 @@ try {
     workers: arg('workers', 32),
     vmPages: arg('pages', 16384),
     rejoin: process.argv.includes('--restart') ? 'restart' : 'spare',
+    // Below the replicas' default (8192 records), so a half-minute demo shows its logs compacted.
+    compactAfterEntries: 1024,
     status,
     onCluster: (c) => {
       cluster = c

@@ -3,11 +3,12 @@
 // acknowledged write. A shorter workload than `npm run demo`, same orchestration.
 import { Writable } from 'node:stream'
 import t from 'tap'
-import { runDemo } from '../src/demo/run-demo.js'
+import { type DemoOptions, runDemo } from '../src/demo/run-demo.js'
 import { StatusLine } from '../src/demo/status-line.js'
 import { formatSummary } from '../src/demo/summary.js'
 
-t.test('primary SIGKILLed under load: failover, re-protection, no acknowledged write lost', async (t) => {
+/** The CI-sized run (8 s of load, 16 MiB VMs, logs compacted every 200 records) and its output. */
+async function shortDemo(over: Partial<DemoOptions> = {}) {
   const lines: string[] = []
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -15,15 +16,21 @@ t.test('primary SIGKILLed under load: failover, re-protection, no acknowledged w
       cb()
     },
   })
-  const started = Date.now()
   const r = await runDemo({
     workloadMs: 8000,
     workers: 16,
     vmPages: 4096,
-    // Small, so every member compacts in a short run and the spare joins from a compacted log.
+    // Small, so every member compacts in a short run and the rejoining replica gets a snapshot.
     compactAfterEntries: 200,
     status: new StatusLine(sink, 2000),
+    ...over,
   })
+  return { r, lines }
+}
+
+t.test('primary SIGKILLed under load: failover, re-protection, no acknowledged write lost', async (t) => {
+  const started = Date.now()
+  const { r, lines } = await shortDemo()
   t.comment(lines.join('\n'))
   t.comment(formatSummary(r))
 
@@ -49,21 +56,7 @@ t.test('primary SIGKILLed under load: failover, re-protection, no acknowledged w
 })
 
 t.test('the killed primary restarts on its old data directory and re-protects the new one', async (t) => {
-  const lines: string[] = []
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      lines.push(String(chunk).trimEnd())
-      cb()
-    },
-  })
-  const r = await runDemo({
-    workloadMs: 8000,
-    workers: 16,
-    vmPages: 4096,
-    rejoin: 'restart',
-    compactAfterEntries: 200,
-    status: new StatusLine(sink, 2000),
-  })
+  const { r, lines } = await shortDemo({ rejoin: 'restart' })
   t.comment(lines.join('\n'))
   t.comment(formatSummary(r))
   t.equal(r.spare, r.firstPrimary, 'the killed replica itself came back')

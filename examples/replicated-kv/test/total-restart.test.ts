@@ -8,18 +8,7 @@ import t from 'tap'
 import { KvClusterClient } from '../src/client/kv-cluster-client.js'
 import { DemoCluster } from '../src/demo/cluster.js'
 import { metric } from '../src/demo/metrics-scrape.js'
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function until<T>(what: string, ms: number, f: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await f()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(50)
-  }
-}
+import { sleep, until } from '../src/demo/until.js'
 
 t.test('all replicas killed and restarted on compacted logs: no empty VM serves clients', async (t) => {
   // Syncs at least every 100 ms and a compaction at nearly every sync cut.

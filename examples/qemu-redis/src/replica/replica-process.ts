@@ -535,7 +535,7 @@ export class ReplicaProcess {
       leader: replica.leader,
       term: replica.term,
       commitIndex: replica.commitIndex,
-      logFirstIndex: replica.status().firstIndex,
+      logFirstIndex: replica.firstIndex,
       compactions: this.compaction?.compactions ?? 0,
       members: this.members(),
     }
@@ -623,11 +623,7 @@ export class ReplicaProcess {
       g(`${p}leader_id`, 'Current leader id (0 = unknown)', r?.leader ?? 0),
       g(`${p}term`, 'Consensus term', r?.term ?? 0),
       g(`${p}commit_index`, 'Consensus commit index', r?.commitIndex ?? 0),
-      g(
-        `${p}log_first_index`,
-        'First index still in the log (compacted before it)',
-        r?.status().firstIndex ?? 0,
-      ),
+      g(`${p}log_first_index`, 'First index still in the log (compacted before it)', r?.firstIndex ?? 0),
       c(`${p}log_compactions_total`, 'Log compactions at sync cuts', this.compaction?.compactions ?? 0),
       g(`${p}members`, 'Members in the current membership', r?.membership.members.length ?? 0),
       c(`${p}leaderships_total`, 'Times this replica became leader', this.leaderships),

@@ -9,6 +9,7 @@ import { DemoCluster, type ReplicaStatus } from './cluster.js'
 import { type ClusterNumbers, scrapeCluster } from './cluster-numbers.js'
 import { httpPost, metric } from './metrics-scrape.js'
 import { StatusLine } from './status-line.js'
+import { sleep, until } from './until.js'
 import { verifyAcked, Workload, type WorkloadStats } from './workload.js'
 
 export interface DemoOptions {
@@ -49,18 +50,6 @@ export interface DemoResult {
   readonly cleanShutdown: boolean
   readonly workloadErrors: readonly string[]
   readonly durationMs: number
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function until<T>(what: string, ms: number, f: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await f()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(25)
-  }
 }
 
 function parseMembership(s: string | undefined): { id: number; role: MemberKind }[] {

@@ -301,7 +301,7 @@ export class ReplicaNode {
       g('leader_id', 'Current leader id (0 = unknown)', r?.leader ?? 0),
       g('term', 'Consensus term', r?.term ?? 0),
       g('commit_index', 'Consensus commit index', r?.commitIndex ?? 0),
-      g('log_first_index', 'First index still in the log (compacted before it)', r?.status().firstIndex ?? 0),
+      g('log_first_index', 'First index still in the log (compacted before it)', r?.firstIndex ?? 0),
       g('log_compactions_total', 'Log compactions at sync cuts', this.compaction?.compactions ?? 0),
       g('members', 'Members in the current membership', r?.membership.members.length ?? 0),
       g('leaderships_total', 'Times this replica became leader', this.failoverCount),

@@ -201,6 +201,11 @@ export class RaftCore {
     return this.log.applied
   }
 
+  /** First index still in the log (1 until a snapshot covers a prefix). */
+  get firstIndex(): number {
+    return this.log.firstIndex()
+  }
+
   /** Effective membership: the latest ConfChange in the log wins, committed or not (Raft §4.1). */
   get membership(): Membership {
     const c = this.membershipCache

@@ -150,6 +150,13 @@ export class Replica extends EventEmitter<ReplicaEvents> {
   get commitIndex(): number {
     return this.core.commitIndex
   }
+  get appliedIndex(): number {
+    return this.core.appliedIndex
+  }
+  /** First index still in the log (1 until a snapshot covers a prefix). */
+  get firstIndex(): number {
+    return this.core.firstIndex
+  }
   get membership(): Membership {
     return this.core.membership
   }

@@ -15,7 +15,10 @@ import type { CompactableLog } from './log-compaction.js'
 import { type LogRecord, LogRecordKind, type OrderedLog, type OrderedLogEvents } from './ordered-log.js'
 
 /** What the adapter uses of a consensus Replica. */
-export type ConsensusLogReplica = Pick<Replica, 'on' | 'off' | 'role' | 'propose' | 'compact' | 'status'>
+export type ConsensusLogReplica = Pick<
+  Replica,
+  'on' | 'off' | 'role' | 'propose' | 'compact' | 'appliedIndex' | 'firstIndex'
+>
 
 const VMSYNC_KINDS = new Set<number>([LogRecordKind.Input, LogRecordKind.SyncMarker, LogRecordKind.SyncDone])
 
@@ -59,11 +62,11 @@ export class ConsensusOrderedLog
   }
 
   get appliedIndex(): number {
-    return this.replica.status().applied
+    return this.replica.appliedIndex
   }
 
   get compactedThrough(): number {
-    return this.replica.status().firstIndex - 1
+    return this.replica.firstIndex - 1
   }
 
   compact(index: number, data: Uint8Array): Promise<void> {

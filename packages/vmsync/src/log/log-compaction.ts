@@ -72,6 +72,8 @@ export class LogCompaction extends EventEmitter<LogCompactionEvents> {
   /** The newest safe point seen, not compacted yet. */
   private due: CompactionPoint | undefined
   private running = false
+  /** The due point waited for the log to count its marker as applied: retry on the next record. */
+  private waitingForApplied = false
   private detached = false
   private readonly onApply = (r: LogRecord) => this.observe(r)
   private compactionsValue = 0
@@ -121,11 +123,13 @@ export class LogCompaction extends EventEmitter<LogCompactionEvents> {
       // The marker lies before our log (restart from a snapshot, snapshot from the leader).
       if (markerIndex === undefined) return
       if (!this.due || markerIndex > this.due.markerIndex) this.due = { epoch, markerIndex }
-    }
-    this.maybeCompact()
+      this.maybeCompact()
+    } else if (this.waitingForApplied) this.maybeCompact()
   }
 
+  /** Runs at a SyncDone (and on the records after one that had to wait), not at every record. */
   private maybeCompact(): void {
+    this.waitingForApplied = false
     const due = this.due
     if (!due || this.running || this.detached) return
     const from = this.log.compactedThrough
@@ -135,7 +139,10 @@ export class LogCompaction extends EventEmitter<LogCompactionEvents> {
     }
     if (due.markerIndex - from < this.minEntries) return
     // 'apply' fires before the log counts the record as applied: retry on a later record.
-    if (due.markerIndex > this.log.appliedIndex) return
+    if (due.markerIndex > this.log.appliedIndex) {
+      this.waitingForApplied = true
+      return
+    }
     this.due = undefined
     this.running = true
     this.log

@@ -4,10 +4,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { EntryType, MemberRole, Replica } from '@plover/consensus'
+import { EntryType } from '@plover/consensus'
 import t from 'tap'
 import { ConsensusOrderedLog } from '../../src/log/consensus-log.js'
 import { type LogRecord, LogRecordKind } from '../../src/log/ordered-log.js'
+import { openSingleVoter, untilLeader } from './fixtures/single-voter.js'
 
 t.test("vmsync's record kinds are consensus entry types", async (t) => {
   t.equal(LogRecordKind.Input as number, EntryType.Normal as number)
@@ -18,25 +19,13 @@ t.test("vmsync's record kinds are consensus entry types", async (t) => {
 t.test('records round-trip with kind and index; leadership follows the role', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'plover-log-test-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const replica = await Replica.open({
-    id: 1,
-    dir,
-    listen: { host: '127.0.0.1', port: 0 },
-    peers: new Map(),
-    membership: { members: [{ id: 1, role: MemberRole.Voter }] },
-    clusterKey: new Uint8Array(16).fill(7),
-    tickMs: 5,
-    electionTicks: 4,
-  })
+  const replica = await openSingleVoter(dir)
   const log = new ConsensusOrderedLog(replica)
   const applied: LogRecord[] = []
   log.on('apply', (r) => applied.push(r))
   const leadership: boolean[] = []
   log.on('leadership', (l) => leadership.push(l))
-  await new Promise<void>((resolve) => {
-    if (log.isLeader) resolve()
-    else log.on('leadership', (l) => l && resolve())
-  })
+  await untilLeader(log)
   t.ok(log.isLeader, 'a single voter leads')
 
   const i1 = await log.propose(LogRecordKind.Input, Uint8Array.of(1, 2, 3))

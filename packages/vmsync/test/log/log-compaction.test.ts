@@ -7,7 +7,6 @@ import { readdirSync, rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MemberRole, Replica } from '@plover/consensus'
 import { EventEmitter } from 'eventemitter3'
 import t from 'tap'
 import { ConsensusOrderedLog } from '../../src/log/consensus-log.js'
@@ -19,36 +18,17 @@ import {
 } from '../../src/log/log-compaction.js'
 import { type LogRecord, LogRecordKind, type OrderedLogEvents } from '../../src/log/ordered-log.js'
 import { encodeSyncDone, encodeSyncMarker } from '../../src/protocol/marker.js'
+import { openSingleVoter, untilLeader } from './fixtures/single-voter.js'
 
 const marker = (epoch: number) => encodeSyncMarker({ epoch, outputCount: 0 })
 const done = (epoch: number) => encodeSyncDone({ epoch })
-
-async function openReplica(dir: string): Promise<Replica> {
-  return Replica.open({
-    id: 1,
-    dir,
-    listen: { host: '127.0.0.1', port: 0 },
-    peers: new Map(),
-    membership: { members: [{ id: 1, role: MemberRole.Voter }] },
-    clusterKey: new Uint8Array(16).fill(7),
-    tickMs: 5,
-    electionTicks: 4,
-    // Small segments, so compaction visibly deletes files.
-    wal: { segmentBytes: 4096 },
-  })
-}
-
-function untilLeader(log: ConsensusOrderedLog): Promise<void> {
-  return new Promise((resolve) => {
-    if (log.isLeader) resolve()
-    else log.on('leadership', (l) => l && resolve())
-  })
-}
+// Small segments, so compaction visibly deletes files.
+const SMALL_SEGMENTS = { wal: { segmentBytes: 4096 } }
 
 t.test('a real replica compacts at the last sync cut and restarts from it', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'plover-compact-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  let replica = await openReplica(dir)
+  let replica = await openSingleVoter(dir, SMALL_SEGMENTS)
   let log = new ConsensusOrderedLog(replica)
   t.teardown(() => replica.close())
   const compaction = new LogCompaction(log, log, { minEntries: 40 })
@@ -90,7 +70,7 @@ t.test('a real replica compacts at the last sync cut and restarts from it', asyn
   await replica.close()
   log.detach()
   compaction.detach()
-  replica = await openReplica(dir)
+  replica = await openSingleVoter(dir, SMALL_SEGMENTS)
   log = new ConsensusOrderedLog(replica)
   const seen: string[] = []
   log.on('gap', (through) => seen.push(`gap ${through}`))

@@ -1,7 +1,7 @@
 // Property: after every successful sync the backup equals the primary byte for byte (memory
 // and device state), whatever random pages either side changed; VSMR sends exactly the pages
 // whose contents differ, Remus every page of the union. Seeded, so failures reproduce.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createMemoryLinkPair } from '../../src/link/memory-link.js'
 import { SyncMode } from '../../src/protocol/messages.js'
 import {
@@ -15,6 +15,16 @@ import {
   syncBoth,
   tcpPair,
 } from './fixtures/harness.js'
+
+/** A pair on an in-memory link, closed at the end of the test. */
+async function linkedInMemory(t: Test, opts: Parameters<typeof makePair>[0]) {
+  const pair = await makePair(opts)
+  const [a, b] = createMemoryLinkPair()
+  pair.primary.attachLink(a)
+  pair.backup.attachLink(b)
+  t.teardown(() => pair.close())
+  return pair
+}
 
 for (const mode of ['vsmr', 'remus'] as const) {
   t.test(`random page mutations, ${mode} mode, TCP link`, async (t) => {
@@ -84,11 +94,7 @@ for (const mode of ['vsmr', 'remus'] as const) {
 t.test(
   "fullSync 'copy' in vsmr mode: the full sync sends every page, then syncs are incremental",
   async (t) => {
-    const pair = await makePair({ fullSync: 'copy' })
-    const [a, b] = createMemoryLinkPair()
-    pair.primary.attachLink(a)
-    pair.backup.attachLink(b)
-    t.teardown(() => pair.close())
+    const pair = await linkedInMemory(t, { fullSync: 'copy' })
     const rand = rng(11)
     await mutateRandomPages(pair.bvm, rand, 10)
     const first = await syncBoth(pair, 1)
@@ -105,11 +111,7 @@ t.test(
   'a union above maxCopyBytes is sent from the paused VM, which resumes only after the Ack',
   async (t) => {
     // 16 pages may be copied: the full sync (256 pages) and the big burst are not; the small one is.
-    const pair = await makePair({ maxCopyBytes: 16 * 4096 })
-    const [a, b] = createMemoryLinkPair()
-    pair.primary.attachLink(a)
-    pair.backup.attachLink(b)
-    t.teardown(() => pair.close())
+    const pair = await linkedInMemory(t, { maxCopyBytes: 16 * 4096 })
     const rand = rng(13)
     await mutateRandomPages(pair.bvm, rand, 20)
     const stepOrder = (p: { stepsMs: Readonly<Record<string, number>> } | undefined) =>
@@ -143,11 +145,7 @@ t.test(
 )
 
 t.test('in-memory link pair gives the same result (fast path)', async (t) => {
-  const pair = await makePair({})
-  const [a, b] = createMemoryLinkPair()
-  pair.primary.attachLink(a)
-  pair.backup.attachLink(b)
-  t.teardown(() => pair.close())
+  const pair = await linkedInMemory(t, {})
   await syncBoth(pair, 1)
   const rand = rng(7)
   await mutateRandomPages(pair.pvm, rand, 30)

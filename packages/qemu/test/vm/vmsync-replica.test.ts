@@ -130,6 +130,16 @@ for (const format of ['snapshot', 'migration'] as const satisfies DeviceStateFor
       const accepted = new Promise<TcpSyncLink>((r) => server.once('link', r))
       const linkA = await connectSyncLink({ host: '127.0.0.1', port, psk: PSK })
       const linkB = await accepted
+      // The untrusted backup pauses and offers a pre-copy; once the rounds converge the primary
+      // requests the full sync's marker itself. Both VMs stay paused after it, for the comparison.
+      pv.held.on = true
+      bv.held.on = true
+      const fullDone = Promise.all([
+        waitEvent<[SyncReport]>(primary, 'sync-completed'),
+        waitEvent<[SyncReport]>(backup, 'sync-completed'),
+      ])
+      const rounds: { sentPages: number }[] = []
+      primary.on('precopy-round', (r) => rounds.push(r))
       primary.attachLink(linkA)
       backup.attachLink(linkB)
       t.teardown(async () => {
@@ -148,13 +158,24 @@ for (const format of ['snapshot', 'migration'] as const satisfies DeviceStateFor
       const pmem = Buffer.alloc(pvm.pageCount * pvm.pageSize)
       const bmem = Buffer.alloc(bvm.pageCount * bvm.pageSize)
 
-      async function syncAndCompare(label: string, expectMode: SyncMode, keys: Map<string, string>) {
+      async function syncAndCompare(
+        label: string,
+        expectMode: SyncMode,
+        keys: Map<string, string>,
+        /** A sync already under way (not requested here). */
+        running?: Promise<[[SyncReport], [SyncReport]]>,
+      ) {
         pv.held.on = true
         bv.held.on = true
-        const pDone = waitEvent<[SyncReport]>(primary, 'sync-completed')
-        const bDone = waitEvent<[SyncReport]>(backup, 'sync-completed')
-        await primary.requestSync()
-        const [[p], [bRep]] = await Promise.all([pDone, bDone])
+        let done = running
+        if (!done) {
+          done = Promise.all([
+            waitEvent<[SyncReport]>(primary, 'sync-completed'),
+            waitEvent<[SyncReport]>(backup, 'sync-completed'),
+          ])
+          await primary.requestSync()
+        }
+        const [[p], [bRep]] = await done
         t.equal(p.mode, expectMode, `${label}: ${SyncMode[expectMode]} sync`)
         t.same(failures, [], `${label}: no sync failed`)
         t.equal(pvm.runState, 'paused', `${label}: primary still paused for the comparison`)
@@ -212,7 +233,14 @@ for (const format of ['snapshot', 'migration'] as const satisfies DeviceStateFor
         keys.set(`r${round}:199`, `${round}:199:${'x'.repeat(100)}`)
       }
       await write(0)
-      const full = await syncAndCompare('full', SyncMode.FullCompared, keys)
+      const full = await syncAndCompare('full', SyncMode.FullCompared, keys, fullDone)
+      const precopied = rounds.reduce((n, r) => n + r.sentPages, 0)
+      t.ok(rounds.length > 0 && precopied > 0, `pre-copy: ${rounds.length} round(s), ${precopied} pages`)
+      t.equal(full.precopiedPages, precopied, 'the full sync counts them')
+      t.ok(
+        full.divergentPages < precopied,
+        `the paused step sent ${full.divergentPages} pages, fewer than the ${precopied} pre-copied`,
+      )
       // The backup booted the same kernel and initramfs: much of its RAM (zero pages, the same
       // code) already matches and is not sent.
       t.ok(full.identicalPages > 0, `full: ${full.identicalPages} of ${full.unionPages} pages not sent`)

@@ -43,6 +43,8 @@ export interface SyncReport {
    * importDeviceState, resetTracker, resume).
    */
   readonly stepsMs: Readonly<Record<string, number>>
+  /** Pages pre-copied (sent while the primary's VM ran) before this full sync; 0 if none. */
+  readonly precopiedPages?: number
 }
 
 export interface SyncFailure {

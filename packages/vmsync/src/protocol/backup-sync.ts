@@ -12,6 +12,10 @@
 // write — marks the backup untrusted (needFull) rather than pretending it is consistent. A backup
 // that is untrusted already (waiting for a full sync) has nothing to protect: it writes pages as
 // they arrive and becomes trusted only once the transfer is verified and applied.
+// Pre-copy: an untrusted backup with a link (and no sync running) pauses its VM, hashes every
+// page and sends PrecopyOffer; the primary's PrecopyPages are written through as they arrive. Its
+// markers meanwhile get Union(Deferred) and the VM stays paused; the full sync that follows
+// compares every page as usual, and only its success resumes the VM (as does a dropped link).
 import { EventEmitter } from 'eventemitter3'
 import type { SyncLink } from '../link/link.js'
 import { StepTimer } from '../metrics/step-timer.js'
@@ -28,12 +32,15 @@ import type { SyncMarker } from './marker.js'
 import {
   isFullSync,
   isHashedSync,
+  type PrecopyOfferMsg,
+  type PrecopyPagesMsg,
   SyncMessageType,
   SyncMode,
   type TransferEndMsg,
   type UnionMsg,
 } from './messages.js'
 import { allPages, assertInRange } from './page-set.js'
+import type { PrecopyOptions } from './precopy-sender.js'
 import { PageStaging } from './staging.js'
 import { DEFAULT_PEER_TIMEOUT_MS, quiesceVm, type SyncSideOptions } from './sync-options.js'
 
@@ -58,6 +65,13 @@ export interface BackupSyncOptions extends SyncSideOptions {
    *   the sync on the primary too (it unprotects: the outputs go out either way).
    */
   readonly ackAfter?: BackupAckPoint
+  /**
+   * While untrusted, offer the primary a pre-copy (default on; false: never): pause the VM (it
+   * executes no inputs anyway), send the hashes of all its pages and take pages while the
+   * primary runs, so the full sync pauses the primary only briefly. The round options themselves
+   * are the primary's.
+   */
+  readonly precopy?: PrecopyOptions | false
 }
 
 export type BackupAckPoint = 'staged' | 'applied'
@@ -70,6 +84,18 @@ export interface BackupSyncEvents {
   trust: (trusted: boolean) => void
   rejected: (error: StaleEpochError | DuplicateMessageError) => void
   'link-down': (error?: Error) => void
+  /** Pre-copy pages were written into the VM (running total since the offer). */
+  'precopy-pages': (pages: number) => void
+}
+
+/** A pre-copy offered on `channel`: its VM is paused until the full sync (or the link) ends. */
+interface PrecopyState {
+  readonly channel: SyncChannel
+  /** Settles when the offer was sent (or failed). */
+  readonly offered: Promise<void>
+  /** Pages written so far, in arrival order; each write waits for the one before. */
+  writes: Promise<void>
+  pages: number
 }
 
 export class BackupSync extends EventEmitter<BackupSyncEvents> {
@@ -82,6 +108,9 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
   private readonly peerMs: number
   private readonly ackAfter: BackupAckPoint
   private readonly staging: PageStaging
+  private precopy: PrecopyState | undefined
+  /** A runSync is in progress (pre-copy starts only between syncs). */
+  private syncing = false
 
   constructor(private readonly o: BackupSyncOptions) {
     super()
@@ -114,16 +143,20 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
         SyncMessageType.Pages,
         SyncMessageType.TransferEnd,
         SyncMessageType.Abort,
+        SyncMessageType.PrecopyPages,
       ],
     })
     ch.setFloor(this.floor)
     ch.on('rejected', (err) => this.emit('rejected', err))
+    ch.on('precopy', (m) => this.onPrecopyPages(ch, m))
     ch.on('close', (err) => {
+      if (this.precopy?.channel === ch) this.endPrecopy()
       if (this.channel !== ch) return
       this.channel = undefined
       this.emit('link-down', err)
     })
     this.channel = ch
+    this.maybeOfferPrecopy()
   }
 
   detachLink(error?: Error): void {
@@ -131,6 +164,16 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
   }
 
   async runSync(marker: SyncMarker): Promise<SyncReport | undefined> {
+    this.syncing = true
+    try {
+      return await this.runOne(marker)
+    } finally {
+      this.syncing = false
+      this.maybeOfferPrecopy()
+    }
+  }
+
+  private async runOne(marker: SyncMarker): Promise<SyncReport | undefined> {
     const epoch = marker.epoch
     if (epoch < this.floor) {
       this.emit('sync-skipped', epoch, `marker epoch ${epoch} already superseded`)
@@ -151,8 +194,11 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
     let pauseStart = 0
     let applying = false
     const steps = new StepTimer()
+    // The pre-copy offer goes out before this sync's Dirty (the link is ordered).
+    const pre = this.precopy?.channel === ch ? this.precopy : undefined
     try {
-      await quiesceVm(this.o, 5, 50)
+      if (pre) await pre.offered
+      else await quiesceVm(this.o, 5, 50)
       steps.lap('quiesce')
       await vm.pause()
       paused = true
@@ -172,6 +218,14 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
 
       const union = (await ch.take(epoch, [SyncMessageType.Union], this.peerMs)) as UnionMsg
       steps.lap('waitUnion')
+      if (union.mode === SyncMode.Deferred) {
+        if (!pre) throw new ProtocolViolationError('sync deferred without a pre-copy offer')
+        // The VM stays paused for the pre-copy; the next marker may bring the full sync.
+        paused = false
+        ch.setFloor(epoch + 1)
+        this.emit('sync-skipped', epoch, 'pre-copy in progress')
+        return undefined
+      }
       if (needFull && !isFullSync(union.mode)) {
         throw new ProtocolViolationError(`asked for a full sync, primary chose ${SyncMode[union.mode]}`)
       }
@@ -180,6 +234,11 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
       const pages = isFullSync(union.mode) ? allPages(vm.pageCount) : union.pages
       let hashMs = 0
       let hashedBytes = 0
+      // Every pre-copy page is in the VM before it is hashed (they all precede the Union).
+      if (pre) {
+        await pre.writes
+        steps.lap('precopyWrites')
+      }
       if (isHashedSync(union.mode) && pages.length > 0) {
         const h0 = performance.now()
         const hashes = await hasher.hash(vm.memorySource, pages)
@@ -223,6 +282,8 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
         this.device = { id: m.syncId, state: Uint8Array.from(staged.deviceState) }
         applying = false
         this.setTrusted(true)
+        const precopiedPages = pre?.pages ?? 0
+        if (pre) this.precopy = undefined
         if (this.ackAfter === 'applied') await ack()
         await vm.resume()
         steps.lap('resume')
@@ -254,6 +315,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
           hashedBytes,
           hashMBps: mbps(hashedBytes, hashMs),
           stepsMs: steps.snapshot(),
+          precopiedPages,
         }
         this.emit('sync-completed', report)
         return report
@@ -265,7 +327,8 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
         ch.send({ type: SyncMessageType.Abort, epoch, reason: error.message }).catch(() => {})
         ch.close(error)
       }
-      if (paused) await vm.resume().catch(() => {})
+      // A pre-copy still on an open link keeps the VM paused; endPrecopy resumes it otherwise.
+      if (paused && this.precopy === undefined) await vm.resume().catch(() => {})
       this.emit('sync-failed', { side: 'backup', epoch, reason: error.message, error })
       return undefined
     }
@@ -284,6 +347,62 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
   /** The VM's state stopped being a correct execution of the log (it missed inputs): sync fully next. */
   distrust(): void {
     this.setTrusted(false)
+    this.maybeOfferPrecopy()
+  }
+
+  /** Untrusted, linked and between syncs: pause the VM and offer the primary a pre-copy. */
+  private maybeOfferPrecopy(): void {
+    const ch = this.channel
+    if (this.o.precopy === false || !this.needFullFlag || !ch?.isOpen || this.syncing || this.precopy) return
+    const { vm, hasher } = this.o
+    const offered = (async () => {
+      await vm.pause()
+      const hashes = await hasher.hash(vm.memorySource, allPages(vm.pageCount))
+      await ch.send({ type: SyncMessageType.PrecopyOffer, epoch: 0, hashes })
+    })().catch((err: Error) => ch.close(err))
+    this.precopy = { channel: ch, offered, writes: offered, pages: 0 }
+  }
+
+  private onPrecopyPages(ch: SyncChannel, m: PrecopyOfferMsg | PrecopyPagesMsg): void {
+    const pre = this.precopy
+    if (m.type !== SyncMessageType.PrecopyPages) return
+    if (pre?.channel !== ch) {
+      ch.close(new ProtocolViolationError('pre-copy pages without an offer'))
+      return
+    }
+    const { vm } = this.o
+    try {
+      assertInRange(m.indices, vm.pageCount, 'pre-copy pages')
+      if (m.data.length !== m.indices.length * vm.pageSize) {
+        throw new ProtocolViolationError(
+          `pre-copy batch carries ${m.data.length} bytes for ${m.indices.length} pages`,
+        )
+      }
+    } catch (err) {
+      ch.close(
+        err instanceof ProtocolViolationError ? err : new ProtocolViolationError((err as Error).message),
+      )
+      return
+    }
+    pre.writes = pre.writes.then(async () => {
+      if (this.precopy !== pre) return
+      await vm.writePages(m.indices, m.data)
+      pre.pages += m.indices.length
+      this.emit('precopy-pages', pre.pages)
+    })
+    pre.writes.catch((err: Error) => ch.close(err))
+  }
+
+  /** The link of the pre-copy closed: resume the VM (untrusted still) once no write is pending. */
+  private endPrecopy(): void {
+    const pre = this.precopy
+    if (!pre) return
+    this.precopy = undefined
+    const { vm } = this.o
+    pre.writes
+      .catch(() => {})
+      .then(() => (this.syncing ? undefined : vm.resume()))
+      .catch(() => {})
   }
 
   private setTrusted(trusted: boolean): void {

@@ -15,13 +15,25 @@ import {
   SyncAbortedError,
   SyncTimeoutError,
 } from './errors.js'
-import { messageName, type SyncMessage, SyncMessageType } from './messages.js'
+import {
+  isPrecopyMessage,
+  messageName,
+  type PrecopyOfferMsg,
+  type PrecopyPagesMsg,
+  type SyncMessage,
+  SyncMessageType,
+} from './messages.js'
 
 export interface SyncChannelEvents {
   /** A stale or duplicate message was dropped (the link stays up). */
   rejected: (error: StaleEpochError | DuplicateMessageError, message: SyncMessage) => void
   /** The link closed; `error` says why (MalformedMessageError / ProtocolViolationError for garbage). */
   close: (error?: Error) => void
+  /**
+   * A pre-copy message, handed over as it arrives: it belongs to no epoch, so it is never
+   * buffered, deduplicated or taken (the link is ordered, and a reconnect is a new channel).
+   */
+  precopy: (message: PrecopyOfferMsg | PrecopyPagesMsg) => void
 }
 
 interface Waiter {
@@ -126,6 +138,10 @@ export class SyncChannel extends EventEmitter<SyncChannelEvents> {
       this.link.close(
         new ProtocolViolationError(`unexpected ${messageName(m.type)} on this side of the link`),
       )
+      return
+    }
+    if (isPrecopyMessage(m)) {
+      this.emit('precopy', m)
       return
     }
     if (m.epoch < this.floor) {

@@ -7,12 +7,18 @@ import { WireReader, WireWriter } from './wire.js'
 const MAGIC = 0x5c
 // Version 2: Dirty carries the backup's baseline id, TransferEnd the transfer's id.
 // Version 3: Dirty carries the backup's device-state base, TransferEnd the delta's base.
-const VERSION = 3
+// Version 4: PrecopyOffer, PrecopyPages and the Deferred sync mode.
+const VERSION = 4
 const CHECKSUM_BYTES = 16
 const MAX_REASON_BYTES = 4096
 
 export function encodeSyncMessage(m: SyncMessage): Uint8Array {
-  const extra = m.type === SyncMessageType.Pages ? m.data.length + m.indices.length * 4 : 0
+  const extra =
+    m.type === SyncMessageType.Pages || m.type === SyncMessageType.PrecopyPages
+      ? m.data.length + m.indices.length * 4
+      : m.type === SyncMessageType.PrecopyOffer || m.type === SyncMessageType.Hashes
+        ? m.hashes.length
+        : 0
   const w = new WireWriter(64 + extra)
   w.u8(MAGIC).u8(VERSION).u8(m.type).u64(m.epoch)
   switch (m.type) {
@@ -45,6 +51,12 @@ export function encodeSyncMessage(m: SyncMessage): Uint8Array {
     case SyncMessageType.Abort:
       w.bytes(Buffer.from(m.reason.slice(0, MAX_REASON_BYTES), 'utf8'))
       break
+    case SyncMessageType.PrecopyOffer:
+      w.bytes(m.hashes)
+      break
+    case SyncMessageType.PrecopyPages:
+      w.u32(m.round).u32s(m.indices).bytes(m.data)
+      break
   }
   return w.finish()
 }
@@ -73,20 +85,25 @@ export function decodeSyncMessage(buf: Uint8Array): SyncMessage {
       m = { type, epoch, mode, pages: r.ascendingU32s('union pages') }
       break
     }
-    case SyncMessageType.Hashes: {
+    case SyncMessageType.Hashes:
+    case SyncMessageType.PrecopyOffer: {
       const hashes = Uint8Array.from(r.bytes('hashes'))
       if (hashes.length % CHECKSUM_BYTES !== 0) r.fail(`hash bytes ${hashes.length} not a multiple of 16`)
       m = { type, epoch, hashes }
       break
     }
-    case SyncMessageType.Pages: {
-      const seq = r.u32('seq')
+    case SyncMessageType.Pages:
+    case SyncMessageType.PrecopyPages: {
+      const seq = r.u32(type === SyncMessageType.Pages ? 'seq' : 'round')
       const indices = r.ascendingU32s('page indices')
       const data = r.bytes('page data')
       if (indices.length === 0 || data.length % indices.length !== 0) {
         r.fail(`page data ${data.length} bytes does not split into ${indices.length} pages`)
       }
-      m = { type, epoch, seq, indices, data }
+      m =
+        type === SyncMessageType.Pages
+          ? { type, epoch, seq, indices, data }
+          : { type, epoch, round: seq, indices, data }
       break
     }
     case SyncMessageType.TransferEnd: {

@@ -16,6 +16,22 @@ export enum SyncMessageType {
   Ack = 6,
   /** either way: give up this epoch. */
   Abort = 7,
+  /**
+   * backup -> primary, outside any sync: my VM is untrusted and now paused; here is a hash of
+   * every page. The primary may pre-copy (PrecopyPages) while its own VM runs, so the full sync
+   * that follows finds most pages identical. Its epoch field is 0: it belongs to no sync.
+   */
+  PrecopyOffer = 8,
+  /**
+   * primary -> backup, outside any sync: pages read from the running VM, written straight into
+   * the untrusted backup. Only an optimisation: the full sync still compares every page.
+   */
+  PrecopyPages = 9,
+}
+
+/** Messages that belong to no sync epoch (SyncChannel hands them over as they arrive). */
+export function isPrecopyMessage(m: SyncMessage): m is PrecopyOfferMsg | PrecopyPagesMsg {
+  return m.type === SyncMessageType.PrecopyOffer || m.type === SyncMessageType.PrecopyPages
 }
 
 export enum SyncMode {
@@ -31,6 +47,11 @@ export enum SyncMode {
    * The primary copies all of RAM while paused and resumes before the transfer, as in Vsmr.
    */
   FullCompared = 3,
+  /**
+   * No transfer at this marker: the backup asked for a full sync but its pre-copy is still
+   * converging. Both sides go on (the primary unprotected, the backup paused and untrusted).
+   */
+  Deferred = 4,
 }
 
 /** A full sync (either form): the union is every page and the backup's state is replaced. */
@@ -115,7 +136,33 @@ export interface AbortMsg {
   readonly reason: string
 }
 
-export type SyncMessage = DirtyMsg | UnionMsg | HashesMsg | PagesMsg | TransferEndMsg | AckMsg | AbortMsg
+export interface PrecopyOfferMsg {
+  readonly type: SyncMessageType.PrecopyOffer
+  readonly epoch: number
+  /** 16 bytes per page of the VM, in page order. */
+  readonly hashes: Uint8Array
+}
+
+export interface PrecopyPagesMsg {
+  readonly type: SyncMessageType.PrecopyPages
+  readonly epoch: number
+  /** 1, 2 …: the pre-copy round these pages belong to. */
+  readonly round: number
+  readonly indices: Uint32Array
+  /** indices.length * pageSize bytes. */
+  readonly data: Uint8Array
+}
+
+export type SyncMessage =
+  | DirtyMsg
+  | UnionMsg
+  | HashesMsg
+  | PagesMsg
+  | TransferEndMsg
+  | AckMsg
+  | AbortMsg
+  | PrecopyOfferMsg
+  | PrecopyPagesMsg
 
 export function messageName(t: SyncMessageType): string {
   return SyncMessageType[t] ?? `type#${t}`

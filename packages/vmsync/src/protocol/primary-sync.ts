@@ -10,8 +10,13 @@
 //     full, compared (default in vsmr mode): as incremental with every page as the union
 //     full, copied (remus mode, or fullSync 'copy'): Pages* (all) -> TransferEnd <- Ack -> reset
 //       dirty baseline -> resume
+//     full, after pre-copy: as compared, but waits for the Hashes while paused and copies only
+//       the divergent pages (few by then)
 //     -> protect outputs -> propose SyncDone(epoch)
 //   SyncDone committed: release outputs of epochs <= it.
+// Pre-copy (precopy-sender.ts): an untrusted backup pauses its VM and offers the hashes of all its
+// pages (PrecopyOffer); rounds of PrecopyPages go out while this VM runs, and markers meanwhile
+// get Union(Deferred) — no transfer — until the rounds converge.
 // Any failure: Abort to the peer (best effort), drop the link, release held outputs unprotected,
 // resume. The next sync still covers every page changed since the backup's own baseline: the
 // dirty sets of cuts it never applied are kept (pagesSince).
@@ -31,11 +36,14 @@ import {
   type HashesMsg,
   isFullSync,
   isHashedSync,
+  type PrecopyOfferMsg,
+  type PrecopyPagesMsg,
   type SyncMessage,
   SyncMessageType,
   SyncMode,
 } from './messages.js'
 import { allPages, assertInRange, divergentPages, unionSorted } from './page-set.js'
+import { type PrecopyOptions, type PrecopyRound, PrecopySender } from './precopy-sender.js'
 import {
   DEFAULT_BATCH_PAGES,
   DEFAULT_PEER_TIMEOUT_MS,
@@ -82,6 +90,13 @@ export interface PrimarySyncOptions extends SyncSideOptions {
    * Ack, instead of allocating its size again.
    */
   readonly maxCopyBytes?: number
+  /**
+   * Pre-copy to a backup that offers it (an untrusted one: BackupSyncOptions.precopy): send it
+   * the pages it lacks while this VM runs, so its full sync pauses this VM only to hash RAM and
+   * copy what changed since. Default on when full syncs are compared; false: ignore offers (the
+   * backup then gets the plain full sync at the next marker).
+   */
+  readonly precopy?: PrecopyOptions | false
 }
 
 export type FullSyncMethod = 'compare' | 'copy'
@@ -119,6 +134,10 @@ export interface PrimarySyncEvents {
   'link-down': (error?: Error) => void
   /** SyncDone(epoch) committed; outputs of that epoch were released. */
   committed: (epoch: number) => void
+  /** A pre-copy round to an untrusted backup finished. */
+  'precopy-round': (round: PrecopyRound) => void
+  /** Pre-copy is done and no marker is pending: the next one runs the full sync (request it). */
+  'precopy-ready': () => void
 }
 
 export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
@@ -143,6 +162,9 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
   private snapshot = new Uint8Array(0)
   /** Device states of recent transfers by id: a backup holding one gets the next as a delta. */
   private readonly deviceStates = new Map<number, Uint8Array>()
+  private readonly precopyOptions: PrecopyOptions | false
+  /** Pre-copy running (or done, awaiting its full sync) to the backup on `channel`. */
+  private precopy: { readonly channel: SyncChannel; readonly sender: PrecopySender } | undefined
 
   constructor(private readonly o: PrimarySyncOptions) {
     super()
@@ -154,6 +176,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     this.fullSync = o.fullSync ?? (this.mode === 'vsmr' ? 'compare' : 'copy')
     this.maxCopyBytes = o.maxCopyBytes ?? DEFAULT_MAX_COPY_BYTES
     this.pageBuf = new Uint8Array(this.batchPages * o.vm.pageSize)
+    this.precopyOptions = o.precopy ?? (this.fullSync === 'compare' ? {} : false)
   }
 
   get hasBackup(): boolean {
@@ -177,11 +200,22 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
   attachLink(link: SyncLink): void {
     this.channel?.close()
     const ch = new SyncChannel(link, {
-      accepts: [SyncMessageType.Dirty, SyncMessageType.Hashes, SyncMessageType.Ack, SyncMessageType.Abort],
+      accepts: [
+        SyncMessageType.Dirty,
+        SyncMessageType.Hashes,
+        SyncMessageType.Ack,
+        SyncMessageType.Abort,
+        SyncMessageType.PrecopyOffer,
+      ],
     })
     ch.setFloor(this.floor)
     ch.on('rejected', (err, m) => this.onRejected(ch, err, m))
+    ch.on('precopy', (m) => this.onPrecopyOffer(ch, m))
     ch.on('close', (err) => {
+      if (this.precopy?.channel === ch) {
+        this.precopy.sender.stop()
+        this.precopy = undefined
+      }
       if (this.channel !== ch) return
       this.channel = undefined
       this.o.guard.unprotect(`backup link down: ${err?.message ?? 'closed'}`)
@@ -297,7 +331,23 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         steps.lap('waitDirty')
         return m
       }
-      let dirty = this.pauseAt === 'after-backup-dirty' ? await takeDirty() : undefined
+      // WHY the Dirty first while pre-copying: the backup may not be ready for its full sync, and
+      // then this marker needs no pause at all.
+      const precopying = this.precopy?.channel === ch ? this.precopy : undefined
+      let dirty = this.pauseAt === 'after-backup-dirty' || precopying ? await takeDirty() : undefined
+      if (precopying && dirty?.needFull && !precopying.sender.ready) {
+        await ch.send({
+          type: SyncMessageType.Union,
+          epoch,
+          mode: SyncMode.Deferred,
+          pages: new Uint32Array(0),
+        })
+        this.floor = epoch + 1
+        ch.setFloor(epoch + 1)
+        guard.unprotect('backup pre-copy in progress')
+        this.emit('sync-skipped', epoch, 'backup pre-copy in progress')
+        return undefined
+      }
       await vm.pause()
       paused = true
       pauseStart = performance.now()
@@ -313,6 +363,15 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       const own = await tracker.collect()
       steps.lap('collect')
       dirty ??= await takeDirty()
+      // This sync supersedes any pre-copy on the link, including one offered after it began (the
+      // offer precedes the Dirty on the ordered link, so it has arrived by now).
+      const pre = this.precopy?.channel === ch ? this.precopy : undefined
+      let precopiedPages = 0
+      if (pre) {
+        await pre.sender.stop()
+        precopiedPages = pre.sender.sentPages
+        this.precopy = undefined
+      }
       assertInRange(dirty.pages, vm.pageCount, 'backup dirty set')
       // WHY a full sync for a foreign baseline: a page changed on one side only since the last
       // state both shared is in neither dirty set if the other side's baseline is not that state
@@ -389,14 +448,30 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
           hashedBytes = union.length * vm.pageSize
           steps.lap('hash')
         }
-        // Within the bound, copy the union and let the VM run during the transfer; above it,
+        const takeHashes = async (local: Promise<Uint8Array>) => {
+          const peer = (await ch.take(epoch, [SyncMessageType.Hashes], this.peerMs)) as HashesMsg
+          if (peer.hashes.length !== union.length * 16) {
+            throw new ProtocolViolationError(
+              `backup sent ${peer.hashes.length / 16} hashes for ${union.length} pages`,
+            )
+          }
+          toSend = divergentPages(union, await local, peer.hashes)
+          identical = union.length - toSend.length
+          steps.lap('waitHashes')
+        }
+        // WHY wait for the backup's hashes while paused after a pre-copy: few pages differ by
+        // then, so copying only those beats copying all of RAM (the backup hashes meanwhile).
+        const copyAfterHashes = pre !== undefined && mode === SyncMode.FullCompared && localP
+        if (copyAfterHashes) await takeHashes(copyAfterHashes)
+        const copied = copyAfterHashes ? toSend : union
+        // Within the bound, copy those pages and let the VM run during the transfer; above it,
         // send from the paused VM (see PrimarySyncOptions.maxCopyBytes).
         const copy =
-          union.length * vm.pageSize <= this.maxCopyBytes
-            ? this.snapshotBuffer(union.length * vm.pageSize)
+          copied.length * vm.pageSize <= this.maxCopyBytes
+            ? this.snapshotBuffer(copied.length * vm.pageSize)
             : undefined
         if (copy) {
-          if (union.length > 0) await vm.readPages(union, copy)
+          if (copied.length > 0) await vm.readPages(copied, copy)
           steps.lap('copyPages')
         }
         deviceState = await exported
@@ -408,18 +483,8 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         this.cutAt(syncId, mode === SyncMode.FullCompared ? undefined : own)
         if (copy) await resume()
 
-        if (localP) {
-          const peer = (await ch.take(epoch, [SyncMessageType.Hashes], this.peerMs)) as HashesMsg
-          if (peer.hashes.length !== union.length * 16) {
-            throw new ProtocolViolationError(
-              `backup sent ${peer.hashes.length / 16} hashes for ${union.length} pages`,
-            )
-          }
-          toSend = divergentPages(union, await localP, peer.hashes)
-          identical = union.length - toSend.length
-          steps.lap('waitHashes')
-        }
-        const slot = pageSlots(union, toSend)
+        if (localP && !copyAfterHashes) await takeHashes(localP)
+        const slot = pageSlots(copied, toSend)
         for (let i = 0; i < toSend.length; i += this.batchPages) {
           const indices = toSend.slice(i, i + this.batchPages)
           const data = this.pageBuf.subarray(0, indices.length * vm.pageSize)
@@ -478,6 +543,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         hashedBytes,
         hashMBps: mbps(hashedBytes, hashMs),
         stepsMs: steps.snapshot(),
+        precopiedPages,
       }
       this.emit('sync-completed', report)
       return report
@@ -577,6 +643,34 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     if (this.snapshot.byteLength < bytes)
       this.snapshot = new Uint8Array(Math.max(bytes, this.snapshot.byteLength * 2))
     return this.snapshot.subarray(0, bytes)
+  }
+
+  /** An untrusted backup paused its VM and offers pre-copy: start the rounds. */
+  private onPrecopyOffer(ch: SyncChannel, m: PrecopyOfferMsg | PrecopyPagesMsg): void {
+    if (m.type !== SyncMessageType.PrecopyOffer || this.precopyOptions === false) return
+    const { vm } = this.o
+    if (m.hashes.length !== vm.pageCount * 16) {
+      ch.close(
+        new ProtocolViolationError(
+          `pre-copy offer carries ${m.hashes.length / 16} hashes for a VM of ${vm.pageCount} pages`,
+        ),
+      )
+      return
+    }
+    this.precopy?.sender.stop()
+    const sender = new PrecopySender(vm, this.o.hasher, ch, m.hashes, this.batchPages, this.precopyOptions)
+    this.precopy = { channel: ch, sender }
+    // One transfer at a time on the link: a sync may still be sending its pages.
+    this.inFlight
+      .then(() => sender.start((round) => this.emit('precopy-round', round)))
+      .then(
+        () => {
+          // A marker proposed meanwhile (an epoch at or above the floor) will run the full sync.
+          const pending = this.lastEpoch >= Math.max(this.floor, 1)
+          if (this.precopy?.sender === sender && !pending) this.emit('precopy-ready')
+        },
+        (err: Error) => ch.close(err),
+      )
   }
 
   private onRejected(ch: SyncChannel, err: StaleEpochError | DuplicateMessageError, m: SyncMessage): void {

@@ -18,6 +18,7 @@ import { OutputGuard } from '../output/output-guard.js'
 import { type BackupAckPoint, BackupSync } from './backup-sync.js'
 import type { DuplicateMessageError, StaleEpochError } from './errors.js'
 import type { SyncMarker } from './marker.js'
+import type { PrecopyOptions, PrecopyRound } from './precopy-sender.js'
 import {
   type FullSyncMethod,
   type PrimaryPausePoint,
@@ -41,6 +42,11 @@ export interface VmReplicaOptions extends SyncSideOptions {
   readonly pauseAt?: PrimaryPausePoint
   /** Backup only: acknowledge a transfer once staged (default) or once applied (BackupSyncOptions.ackAfter). */
   readonly ackAfter?: BackupAckPoint
+  /**
+   * Pre-copy before a new backup's full sync (default on with compared full syncs; false: off).
+   * The primary runs the rounds with these options; an untrusted backup offers them.
+   */
+  readonly precopy?: PrecopyOptions | false
   /** Backup only: VM state untrusted at start (default true -> first sync is full). */
   readonly needFull?: boolean
   readonly batcher?: InputBatcherOptions
@@ -68,6 +74,8 @@ export interface VmReplicaEvents {
    * untrusted from now on (a backup asks for a full sync at its next marker).
    */
   'missed-inputs': (from: number, through: number) => void
+  /** Primary: a pre-copy round to a new backup finished (its full sync follows once converged). */
+  'precopy-round': (round: PrecopyRound) => void
 }
 
 export class VmReplica extends EventEmitter<VmReplicaEvents> {
@@ -219,6 +227,11 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
   /** `baseline`: id of the transfer the VM's dirty tracker dates from (see DirtyMsg.baseline). */
   private becomePrimary(baseline = 0): void {
     const p = new PrimarySync({ ...this.o, guard: this.guard, baselineId: baseline })
+    p.on('precopy-round', (r) => this.emit('precopy-round', r))
+    // WHY a marker now: the backup waits, paused and unprotecting us, for its full sync.
+    p.on('precopy-ready', () => {
+      if (this.primarySide === p) this.requestSync().catch(() => {})
+    })
     // Syncs of every marker applied so far belonged to earlier primaries (or ran here before a
     // demotion): close them, so a backup replaying old markers is answered with Abort at once.
     p.closeEpochsThrough(this.lastEpoch)

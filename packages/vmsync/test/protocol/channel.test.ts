@@ -97,3 +97,38 @@ t.test('link loss fails the waiter', async (t) => {
   a.close()
   await t.rejects(p, { name: 'LinkClosedError' })
 })
+
+t.test('pre-copy messages bypass epochs: handed over as they arrive, never rejected as stale', async (t) => {
+  const [a, b] = createMemoryLinkPair()
+  const ch = new SyncChannel(b, { accepts: [...accepts, SyncMessageType.PrecopyOffer] })
+  ch.setFloor(9)
+  const got: number[] = []
+  ch.on('precopy', (m) => got.push(m.type === SyncMessageType.PrecopyOffer ? m.hashes.length : -1))
+  const rejected: Error[] = []
+  ch.on('rejected', (e) => rejected.push(e))
+  for (let i = 0; i < 2; i++) {
+    await a.send(
+      encodeSyncMessage({ type: SyncMessageType.PrecopyOffer, epoch: 0, hashes: new Uint8Array(32) }),
+    )
+  }
+  await flush()
+  t.same(got, [32, 32], 'both offers delivered, the repeat too (a new offer after a later distrust)')
+  t.same(rejected, [], 'epoch 0 is below the floor but not stale for pre-copy')
+  await t.rejects(
+    ch.take(0, [SyncMessageType.PrecopyOffer], 20),
+    { name: 'SyncTimeoutError' },
+    'never buffered',
+  )
+  // Still subject to the side's accept list.
+  const closed = new Promise<Error | undefined>((r) => ch.once('close', r))
+  await a.send(
+    encodeSyncMessage({
+      type: SyncMessageType.PrecopyPages,
+      epoch: 0,
+      round: 1,
+      indices: Uint32Array.from([1]),
+      data: new Uint8Array(4096),
+    }),
+  )
+  t.ok((await closed) instanceof ProtocolViolationError, 'pages on the primary side close the link')
+})

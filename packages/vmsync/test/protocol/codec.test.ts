@@ -52,6 +52,15 @@ const samples: SyncMessage[] = [
   },
   { type: SyncMessageType.Ack, epoch: 5 },
   { type: SyncMessageType.Abort, epoch: 6, reason: 'backup VM crashed ✗' },
+  { type: SyncMessageType.Union, epoch: 7, mode: SyncMode.Deferred, pages: new Uint32Array(0) },
+  { type: SyncMessageType.PrecopyOffer, epoch: 0, hashes: new Uint8Array(64).fill(3) },
+  {
+    type: SyncMessageType.PrecopyPages,
+    epoch: 0,
+    round: 2,
+    indices: Uint32Array.from([4, 7]),
+    data: Uint8Array.from(Buffer.concat([page(5), page(6)])),
+  },
 ]
 
 t.test('round trip', async (t) => {

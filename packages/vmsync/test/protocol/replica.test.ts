@@ -261,12 +261,14 @@ t.test('a restarted backup rejoins through a full sync and then receives each in
   await primary.batcher.drain()
 
   // A fresh backup replays the whole log: it must not execute any of it on its untrusted VM.
+  // Its pre-copy converges at once (the primary is idle) and the primary requests the marker of
+  // the full sync itself, so protection may come back before syncNow below.
+  const reprotected = waitEvent(primary, 'protected')
   const second = await startBackup(7)
   const delivered: number[] = []
   second.backup.delivery.on('delivered', (i) => delivered.push(i))
   await new Promise((r) => setTimeout(r, 50))
   t.same(delivered, [], 'untrusted backup delivers no replayed input')
-  const reprotected = waitEvent(primary, 'protected')
   await syncNow(second.backup)
   await reprotected
   t.pass('primary protected again after the full sync')

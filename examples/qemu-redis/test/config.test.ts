@@ -53,12 +53,15 @@ t.test('a valid voter file parses with defaults', async (t) => {
   t.equal(c.metrics, undefined, 'no HTTP endpoint unless asked for')
   t.equal(c.vm?.tap, 'plvtap0')
   t.equal(c.vm?.hashFileReads, undefined, "hash workers' default ('auto')")
+  t.equal(c.precopy, undefined, 'pre-copy on (vmsync default)')
   const tuned = parseReplicaProcessConfig({
     ...voter,
+    precopy: false,
     shutdownTimeoutMs: 3000,
     compactAfterEntries: 64,
     vm: { ...vm, hashFileReads: 'pread' },
   })
+  t.equal(tuned.precopy, false)
   t.equal(tuned.shutdownTimeoutMs, 3000)
   t.equal(tuned.compactAfterEntries, 64)
   t.equal(tuned.vm?.hashFileReads, 'pread')
@@ -147,6 +150,7 @@ const bad: [string, unknown, RegExp][] = [
   ],
   ['tap prefix too long', { ...voter, vm: { ...vm, tapPrefix: 'plvabcdefghij' } }, /vm\.tapPrefix/],
   ['bad sync mode', { ...voter, syncMode: 'colo' }, /syncMode/],
+  ['precopy not a boolean', { ...voter, precopy: 'yes' }, /precopy must be true or false/],
   ['sync intervals reversed', { ...voter, sync: { minIntervalMs: 2000 } }, /minIntervalMs exceeds/],
   ['not an object', [1, 2], /JSON object/],
 ]

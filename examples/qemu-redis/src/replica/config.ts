@@ -82,6 +82,11 @@ export interface ReplicaProcessConfig {
   readonly sync: SyncTuning
   /** vmsync mode: 'vsmr' (default: divergent pages only) or 'remus' (every dirty page). */
   readonly syncMode?: 'vsmr' | 'remus'
+  /**
+   * Pre-copy a new backup's RAM while the primary runs, before its full sync (default true;
+   * false: the full sync copies all of RAM while the primary is paused).
+   */
+  readonly precopy?: boolean
   /** Benchmarks: send a `sync-report` message per sync this replica completes (either side). */
   readonly reportSyncs?: boolean
   /** HTTP metrics/status endpoint; none without it. */
@@ -139,6 +144,7 @@ export type SyncReportFields = Pick<
   | 'totalMs'
   | 'hashMs'
   | 'stepsMs'
+  | 'precopiedPages'
 > & { readonly at: number; readonly mode: string; readonly side: SyncReport['side'] }
 
 /** Per sync this replica completes, as primary or backup (only with `reportSyncs`). */

@@ -44,7 +44,7 @@ FILE (JSON):
             "deviceState": "snapshot" (optional; "migration") } }
   optional: "tickMs" (${DEFAULT_TICK_MS}), "electionTicks" (${DEFAULT_ELECTION_TICKS}),
   "compactAfterEntries" (${DEFAULT_COMPACT_AFTER_ENTRIES}: log records before a sync cut that trigger a compaction), "sync": { "maxIntervalMs", "minIntervalMs",
-  "maxHeldAgeMs", "periodMs", "fixedIntervalMs" }, "syncMode" ("vsmr" | "remus"), "reportSyncs",
+  "maxHeldAgeMs", "periodMs", "fixedIntervalMs" }, "syncMode" ("vsmr" | "remus"), "precopy", "reportSyncs",
   "shutdownTimeoutMs" (\${DEFAULT_SHUTDOWN_TIMEOUT_MS}: after SIGTERM, exit 1 if the clean shutdown takes longer).
   A voter needs "vm" (and root or CAP_NET_ADMIN); a witness has none.
 Without --config the same JSON is read from $${CONFIG_ENV}.
@@ -212,6 +212,7 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
     'vm',
     'sync',
     'syncMode',
+    'precopy',
     'reportSyncs',
     'metrics',
     'shutdownTimeoutMs',
@@ -253,6 +254,8 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
   if (me.role === 'witness' && doc.vm !== undefined)
     throw new ConfigError(`replica ${id} is a witness: it runs no VM, remove "vm"`)
   const syncMode = optionalChoice(doc.syncMode, 'syncMode', ['vsmr', 'remus'] as const)
+  if (doc.precopy !== undefined && typeof doc.precopy !== 'boolean')
+    throw new ConfigError('precopy must be true or false')
   if (doc.reportSyncs !== undefined && typeof doc.reportSyncs !== 'boolean')
     throw new ConfigError('reportSyncs must be true or false')
   let metrics: ReplicaProcessConfig['metrics']
@@ -286,6 +289,7 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
     sync: parseSync(doc.sync),
     ...(doc.vm !== undefined ? { vm: parseVm(doc.vm, id) } : {}),
     ...(syncMode ? { syncMode } : {}),
+    ...(doc.precopy === false ? { precopy: false } : {}),
     ...(doc.reportSyncs ? { reportSyncs: true } : {}),
     ...(metrics ? { metrics } : {}),
   }

@@ -300,6 +300,7 @@ export class ReplicaProcess {
       role: 'backup',
       needFull: true,
       ...(cfg.syncMode ? { mode: cfg.syncMode } : {}),
+      ...(cfg.precopy === false ? { precopy: false as const } : {}),
       quietMaxMs: 50,
       // TCG guests on a loaded 2-core host: a full sync of the RAM file takes seconds.
       peerTimeoutMs: 60_000,
@@ -368,6 +369,7 @@ export class ReplicaProcess {
           totalMs: rep.totalMs,
           hashMs: rep.hashMs,
           stepsMs: rep.stepsMs,
+          precopiedPages: rep.precopiedPages ?? 0,
         })
       if (rep.side !== 'primary') return
       n.syncs++
@@ -381,6 +383,7 @@ export class ReplicaProcess {
           pauseMs: rep.pauseMs,
           pages: rep.unionPages,
           sentPages: rep.divergentPages,
+          precopiedPages: rep.precopiedPages ?? 0,
         })
     })
     vr.on('sync-failed', (f) => {

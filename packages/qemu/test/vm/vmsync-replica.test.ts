@@ -237,6 +237,12 @@ for (const format of ['snapshot', 'migration'] as const satisfies DeviceStateFor
       const precopied = rounds.reduce((n, r) => n + r.sentPages, 0)
       t.ok(rounds.length > 0 && precopied > 0, `pre-copy: ${rounds.length} round(s), ${precopied} pages`)
       t.equal(full.precopiedPages, precopied, 'the full sync counts them')
+      // Nothing of the pre-copy leaks into the paused step: its bytes are its pages, the device
+      // state and framing.
+      t.ok(
+        full.bytesSent <= full.divergentPages * 4096 + full.deviceStateSentBytes + 64 * 1024,
+        `the full sync sent ${full.bytesSent} bytes for ${full.divergentPages} pages and ${full.deviceStateSentBytes} bytes of device state`,
+      )
       t.ok(
         full.divergentPages < precopied,
         `the paused step sent ${full.divergentPages} pages, fewer than the ${precopied} pre-copied`,

@@ -24,6 +24,7 @@ export class VmsyncMetrics {
   private readonly step: Histogram<'side' | 'step'>
   private readonly hashMBps: Gauge<'side'>
   private readonly bytesTotal: Counter<'side'>
+  private readonly precopied: Counter<'side'>
   private readonly prefix: string
 
   constructor(opts: { registry?: Registry; prefix?: string; labels?: Record<string, string> } = {}) {
@@ -72,6 +73,12 @@ export class VmsyncMetrics {
       labelNames: ['side'],
       registers,
     })
+    this.precopied = new Counter({
+      name: `${p}precopied_pages_total`,
+      help: 'Pages sent by pre-copy (while the primary ran) before full syncs',
+      labelNames: ['side'],
+      registers,
+    })
   }
 
   observeSync(r: SyncReport): void {
@@ -83,6 +90,7 @@ export class VmsyncMetrics {
     this.divergent.observe(side, r.divergentPages)
     this.bytes.observe(side, r.bytesSent)
     this.bytesTotal.inc(side, r.bytesSent)
+    if (r.precopiedPages) this.precopied.inc(side, r.precopiedPages)
     this.pause.observe(side, r.pauseMs)
     this.total.observe(side, r.totalMs)
     if (r.hashedBytes > 0) this.hashMBps.set(side, r.hashMBps)

@@ -29,6 +29,28 @@ t.test('sync reports and guard stats are exposed', async (t) => {
     hashMBps: 266.24,
     stepsMs: { collect: 3, waitAck: 1.5 },
   })
+  m.observeSync({
+    side: 'primary',
+    epoch: 1,
+    mode: SyncMode.FullCompared,
+    dirtyPages: 0,
+    peerDirtyPages: 0,
+    unionPages: 1024,
+    identicalPages: 1000,
+    identicalPct: 97.65625,
+    divergentPages: 24,
+    bytesSent: 100_000,
+    bytesReceived: 16_400,
+    deviceStateBytes: 300,
+    deviceStateSentBytes: 300,
+    pauseMs: 12,
+    totalMs: 20,
+    hashMs: 5,
+    hashedBytes: 1024 * 4096,
+    hashMBps: 838.86,
+    stepsMs: {},
+    precopiedPages: 700,
+  })
   m.observeFailure({ side: 'backup', epoch: 4, reason: 'x', error: new Error('x') })
   const g = new OutputGuard({ role: 'primary', protected: true })
   g.push(Buffer.alloc(100))
@@ -36,9 +58,11 @@ t.test('sync reports and guard stats are exposed', async (t) => {
   const text = await m.metrics()
   t.match(text, /plover_vmsync_syncs_total\{side="primary",mode="Vsmr",replica="r1"\} 1/)
   t.match(text, /plover_vmsync_sync_failures_total\{side="backup",replica="r1"\} 1/)
-  t.match(text, /plover_vmsync_divergent_pages_sum\{replica="r1",side="primary"\} 13/)
-  t.match(text, /plover_vmsync_bytes_sent_total\{side="primary",replica="r1"\} 60000/)
-  t.match(text, /plover_vmsync_hash_throughput_mbps\{side="primary",replica="r1"\} 266.24/)
+  t.match(text, /plover_vmsync_divergent_pages_sum\{replica="r1",side="primary"\} 37/)
+  t.match(text, /plover_vmsync_bytes_sent_total\{side="primary",replica="r1"\} 160000/)
+  t.match(text, /plover_vmsync_precopied_pages_total\{side="primary",replica="r1"\} 700/)
+  t.match(text, /plover_vmsync_syncs_total\{side="primary",mode="FullCompared",replica="r1"\} 1/)
+  t.match(text, /plover_vmsync_hash_throughput_mbps\{side="primary",replica="r1"\} 838.86/)
   t.match(text, /plover_vmsync_sync_step_ms_sum\{replica="r1",side="primary",step="collect"\} 3\n/)
   t.match(text, /plover_vmsync_output_held_bytes\{replica="r1"\} 100/)
   t.match(text, /plover_vmsync_output_unprotected\{replica="r1"\} 0/)

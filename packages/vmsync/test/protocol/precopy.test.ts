@@ -131,6 +131,10 @@ t.test('a running primary pre-copies to a new backup; the full sync then sends f
   t.ok(differingBefore < 400, `fewer than the 400 a full sync without pre-copy sends (${differingBefore})`)
   const sent = rounds.reduce((n, r) => n + r.sentPages, 0)
   t.equal(p?.precopiedPages, sent, 'the primary reports the pre-copied pages')
+  t.ok(
+    p && p.bytesSent <= p.divergentPages * 4096 + p.deviceStateSentBytes + 16 * 1024,
+    `the paused step's ${p?.bytesSent} bytes are its own pages, device state and framing`,
+  )
   t.equal(b?.precopiedPages, sent, 'the backup wrote every one of them')
   t.ok(p?.stepsMs.waitHashes !== undefined && p.stepsMs.copyPages !== undefined, 'hashes before the copy')
   const ps = await snapshot(pair.pvm)

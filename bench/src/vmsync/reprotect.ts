@@ -1,0 +1,173 @@
+// Re-protection under load, with and without pre-copy: examples/qemu-redis's orchestrator runs
+// redis-benchmark against the replicated guest, kills the primary, and starts the spare while the
+// benchmark keeps running on the new primary. The spare's full sync is what differs:
+//   - pre-copy (the default): the spare pauses and offers its page hashes, the new primary sends
+//     the pages it lacks while it keeps serving, then pauses only to hash RAM and copy the pages
+//     that changed since;
+//   - no pre-copy (the anchor, same run): the full sync hashes and copies all of RAM while the
+//     primary is paused.
+// Reported per run: the new primary's pause for that full sync, pages sent while paused and
+// before, bytes, and time from the spare joining to outputs protected again.
+//
+//   cd bench && pnpm vmsync:reprotect [--memory 128] [--clients 50] [--runs 1]
+//
+// Root, QEMU and the guest image needed (see examples/qemu-redis/README.md).
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { fmt, fmtBytes, type SyncReportMsg, table } from '../e2e/harness.js'
+
+const DEMO_RUN = fileURLToPath(new URL('../../../examples/qemu-redis/src/demo/run.ts', import.meta.url))
+
+interface ReprotectDemo {
+  run(): Promise<{
+    readonly backupId: number
+    readonly reprotect?: { readonly protectedMs: number; readonly fullSyncMs: number }
+    readonly notDone: string[]
+  }>
+  cleanup(): Promise<void>
+}
+
+interface Row {
+  readonly precopy: boolean
+  readonly run: number
+  readonly ok: boolean
+  readonly error?: string
+  readonly mode?: string
+  readonly pauseMs?: number
+  readonly totalMs?: number
+  readonly pages?: number
+  readonly precopiedPages?: number
+  readonly pausedSentPages?: number
+  readonly bytesSent?: number
+  readonly deviceStateSentBytes?: number
+  readonly stepsMs?: Readonly<Record<string, number>>
+  /** Spare added -> outputs protected again (includes the pre-copy rounds). */
+  readonly joinToProtectedMs?: number
+  readonly notDone?: string[]
+  readonly loadavg: number
+}
+
+const { values } = parseArgs({
+  options: {
+    memory: { type: 'string', default: '128' },
+    clients: { type: 'string', default: '50' },
+    runs: { type: 'string', default: '1' },
+  },
+})
+const memoryMiB = Number(values.memory)
+const clients = Number(values.clients)
+const runs = Number(values.runs)
+const { Demo } = (await import(pathToFileURL(DEMO_RUN).href)) as {
+  Demo: new (o: Record<string, unknown>) => ReprotectDemo
+}
+
+const rows: Row[] = []
+for (let run = 1; run <= runs; run++) {
+  for (const precopy of [true, false]) {
+    console.log(
+      `• run ${run}, ${precopy ? 'pre-copy' : 'no pre-copy'}: ${memoryMiB} MiB guests, -c ${clients}`,
+    )
+    const reports: (SyncReportMsg & { readonly id?: number })[] = []
+    const load = loadavg()[0]
+    const demo = new Demo({
+      memoryMiB,
+      benchClients: clients,
+      loadBeforeKillS: 8,
+      loadAfterTakeoverS: 6,
+      precopy,
+      deadlineMs: 600_000,
+      onSyncReport: (r: SyncReportMsg) => reports.push(r),
+      print: (l: string) => console.log(`    ${l}`),
+    })
+    try {
+      const r = await demo.run()
+      // The new primary's full sync of the spare: the first full one it ran as primary.
+      const full = reports.find(
+        (x) => x.id === r.backupId && x.side === 'primary' && x.mode.startsWith('Full'),
+      )
+      rows.push({
+        precopy,
+        run,
+        ok: full !== undefined && r.reprotect !== undefined,
+        ...(full
+          ? {
+              mode: full.mode,
+              pauseMs: full.pauseMs,
+              totalMs: full.totalMs,
+              pages: full.unionPages,
+              precopiedPages: full.precopiedPages ?? 0,
+              pausedSentPages: full.divergentPages,
+              bytesSent: full.bytesSent,
+              deviceStateSentBytes: full.deviceStateSentBytes,
+              stepsMs: full.stepsMs,
+            }
+          : { error: 'no full sync report from the new primary' }),
+        ...(r.reprotect ? { joinToProtectedMs: r.reprotect.fullSyncMs } : {}),
+        ...(r.notDone.length ? { notDone: r.notDone } : {}),
+        loadavg: load,
+      })
+    } catch (err) {
+      await demo.cleanup().catch(() => {})
+      rows.push({ precopy, run, ok: false, error: (err as Error).message, loadavg: load })
+    }
+  }
+}
+
+console.log(
+  `\nRe-protection under redis-benchmark -c ${clients} (SET + GET), ${memoryMiB} MiB guests: the new primary's full sync of the spare`,
+)
+console.log(
+  table(
+    [
+      'run',
+      'pre-copy',
+      'primary pause',
+      'pages pre-copied',
+      'pages sent paused',
+      'bytes sent paused (device state)',
+      'sync total',
+      'join → protected',
+      'load 1m',
+    ],
+    rows.map((r) => [
+      String(r.run),
+      r.precopy ? 'yes' : 'no (anchor)',
+      r.ok ? `${fmt(r.pauseMs, 0)} ms` : `FAILED: ${r.error ?? r.notDone?.join('; ')}`,
+      r.ok ? String(r.precopiedPages) : '—',
+      r.ok ? `${r.pausedSentPages} / ${r.pages}` : '—',
+      `${fmtBytes(r.bytesSent)} (${fmtBytes(r.deviceStateSentBytes)})`,
+      r.ok ? `${fmt(r.totalMs, 0)} ms` : '—',
+      r.joinToProtectedMs !== undefined ? `${fmt(r.joinToProtectedMs / 1000, 1)} s` : '—',
+      fmt(r.loadavg, 2),
+    ]),
+  ),
+)
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : Number.NaN
+}
+const pauseOf = (p: boolean) => median(rows.filter((r) => r.ok && r.precopy === p).map((r) => r.pauseMs!))
+const ratio = pauseOf(false) / pauseOf(true)
+console.log(`\nprimary pause without / with pre-copy: ${fmt(ratio, 2)}× (median over ${runs} run(s) each)`)
+
+const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'results', 'vmsync-reprotect.json')
+mkdirSync(dirname(file), { recursive: true })
+writeFileSync(
+  file,
+  `${JSON.stringify(
+    {
+      bench: 'vmsync-reprotect',
+      date: new Date().toISOString(),
+      loadavg: loadavg(),
+      options: { memoryMiB, clients, runs },
+      rows,
+      pauseWithoutOverWithPrecopy: Number.isFinite(ratio) ? ratio : null,
+    },
+    null,
+    2,
+  )}\n`,
+)
+console.log(`wrote ${file}`)

@@ -107,7 +107,12 @@ export {
 export { PageRangeError, VmNotPausedError } from './memory/errors.js'
 export { GuestMemory, type GuestMemoryOptions } from './memory/guest-memory.js'
 // Device-state transfer (x-ignore-shared: a migration stream into a standby, or a snapshot loaded in place)
-export { compareDeviceState, type StateDifference, sameDeviceState } from './migration/compare-state.js'
+export {
+  compareDeviceState,
+  ramBlockAddrRanges,
+  type StateDifference,
+  sameDeviceState,
+} from './migration/compare-state.js'
 export {
   armIncoming,
   exportDeviceState,

@@ -101,6 +101,14 @@ export interface PrimarySyncOptions extends SyncSideOptions {
 
 export type FullSyncMethod = 'compare' | 'copy'
 
+/** A pre-copy running (or done, awaiting its full sync) to the backup on `channel`. */
+interface PrecopyState {
+  readonly channel: SyncChannel
+  readonly sender: PrecopySender
+  /** 'precopy-ready' was emitted (once per pre-copy). */
+  announced: boolean
+}
+
 export type PrimaryPausePoint = 'with-backup' | 'after-backup-dirty'
 
 /** Cuts a backup may still report as its baseline (it applied one whose Ack was lost, or none). */
@@ -164,7 +172,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
   private readonly deviceStates = new Map<number, Uint8Array>()
   private readonly precopyOptions: PrecopyOptions | false
   /** Pre-copy running (or done, awaiting its full sync) to the backup on `channel`. */
-  private precopy: { readonly channel: SyncChannel; readonly sender: PrecopySender } | undefined
+  private precopy: PrecopyState | undefined
 
   constructor(private readonly o: PrimarySyncOptions) {
     super()
@@ -305,7 +313,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     ch.setFloor(epoch)
     const { vm, tracker, hasher, guard } = this.o
     const t0 = performance.now()
-    const sent0 = ch.bytesSent
+    let sent0 = ch.bytesSent
     const recv0 = ch.bytesReceived
     let paused = false
     /** Settles when an export started in this sync has finished (the VM must not resume before). */
@@ -331,11 +339,8 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         steps.lap('waitDirty')
         return m
       }
-      // WHY the Dirty first while pre-copying: the backup may not be ready for its full sync, and
-      // then this marker needs no pause at all.
-      const precopying = this.precopy?.channel === ch ? this.precopy : undefined
-      let dirty = this.pauseAt === 'after-backup-dirty' || precopying ? await takeDirty() : undefined
-      if (precopying && dirty?.needFull && !precopying.sender.ready) {
+      // A backup whose pre-copy has not converged gets no sync at this marker.
+      const defer = async (pre: PrecopyState) => {
         await ch.send({
           type: SyncMessageType.Union,
           epoch,
@@ -345,7 +350,20 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         this.floor = epoch + 1
         ch.setFloor(epoch + 1)
         guard.unprotect('backup pre-copy in progress')
+        if (paused) {
+          await exporting
+          await resume()
+        }
         this.emit('sync-skipped', epoch, 'backup pre-copy in progress')
+        // The rounds may have ended while this marker counted as pending.
+        this.announceReady(pre)
+      }
+      // WHY the Dirty first while pre-copying: the backup may not be ready for its full sync, and
+      // then this marker needs no pause at all.
+      const precopying = this.precopy?.channel === ch ? this.precopy : undefined
+      let dirty = this.pauseAt === 'after-backup-dirty' || precopying ? await takeDirty() : undefined
+      if (precopying && dirty?.needFull && !precopying.sender.ready) {
+        await defer(precopying)
         return undefined
       }
       await vm.pause()
@@ -363,14 +381,22 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       const own = await tracker.collect()
       steps.lap('collect')
       dirty ??= await takeDirty()
-      // This sync supersedes any pre-copy on the link, including one offered after it began (the
-      // offer precedes the Dirty on the ordered link, so it has arrived by now).
+      // An offer made after this sync began has arrived by now (it precedes the Dirty on the
+      // ordered link). Its rounds have not run: resume and let them, rather than copy all of RAM
+      // while paused.
       const pre = this.precopy?.channel === ch ? this.precopy : undefined
+      if (pre && pre !== precopying && dirty.needFull && !pre.sender.ready) {
+        await defer(pre)
+        return undefined
+      }
+      // This sync supersedes the pre-copy on the link.
       let precopiedPages = 0
       if (pre) {
         await pre.sender.stop()
         precopiedPages = pre.sender.sentPages
         this.precopy = undefined
+        // A last round may have been sending while we waited for the Dirty: not this sync's bytes.
+        sent0 = ch.bytesSent
       }
       assertInRange(dirty.pages, vm.pageCount, 'backup dirty set')
       // WHY a full sync for a foreign baseline: a page changed on one side only since the last
@@ -659,18 +685,26 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     }
     this.precopy?.sender.stop()
     const sender = new PrecopySender(vm, this.o.hasher, ch, m.hashes, this.batchPages, this.precopyOptions)
-    this.precopy = { channel: ch, sender }
+    const state: PrecopyState = { channel: ch, sender, announced: false }
+    this.precopy = state
     // One transfer at a time on the link: a sync may still be sending its pages.
     this.inFlight
       .then(() => sender.start((round) => this.emit('precopy-round', round)))
       .then(
-        () => {
-          // A marker proposed meanwhile (an epoch at or above the floor) will run the full sync.
-          const pending = this.lastEpoch >= Math.max(this.floor, 1)
-          if (this.precopy?.sender === sender && !pending) this.emit('precopy-ready')
-        },
+        () => this.announceReady(state),
         (err: Error) => ch.close(err),
       )
+  }
+
+  /**
+   * Rounds done: ask for the marker of the full sync ('precopy-ready'), once, unless a marker is
+   * pending already (an epoch at or above the floor) — that one will run it.
+   */
+  private announceReady(state: PrecopyState): void {
+    if (this.precopy !== state || !state.sender.ready || state.announced) return
+    if (this.lastEpoch >= Math.max(this.floor, 1)) return
+    state.announced = true
+    this.emit('precopy-ready')
   }
 
   private onRejected(ch: SyncChannel, err: StaleEpochError | DuplicateMessageError, m: SyncMessage): void {

@@ -243,26 +243,37 @@ t.test('a link lost during pre-copy resumes the backup, untrusted; a new link st
   t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'backup equals primary')
 })
 
-t.test('an offer arriving after the marker: that sync is the full one, the offer is dropped', async (t) => {
-  const pair = await makePair({ pageCount: PAGES, precopy: {} })
-  const link = await linked(t, pair)
-  await mutateRandomPages(pair.bvm, rng(9), 60)
-  const rounds: PrecopyRound[] = []
-  pair.primary.on('precopy-round', (r) => rounds.push(r))
-  // The primary's side starts first, so it pauses before the offer arrives.
-  pair.primary.attachLink(link.a)
-  const marker = { epoch: 1, outputCount: 0 }
-  const pRun = pair.primary.runSync(marker)
-  pair.backup.attachLink(link.b)
-  const [p, b] = await Promise.all([pRun, pair.backup.runSync(marker)])
-  t.equal(p?.mode, SyncMode.FullCompared, 'a full sync at once')
-  t.equal(p?.divergentPages, 60, 'of the 60 differing pages')
-  t.ok(b, 'the backup completed it')
-  await new Promise((r) => setTimeout(r, 50))
-  t.same(rounds, [], 'no pre-copy round ran after it')
-  t.equal(pair.backup.needFull, false)
-  t.ok(link.a.isOpen && link.b.isOpen, 'the link stays up')
-})
+t.test(
+  'an offer arriving after the paused marker: that marker is deferred, the rounds run, then the full sync',
+  async (t) => {
+    const pair = await makePair({ pageCount: PAGES, precopy: {} })
+    const link = await linked(t, pair)
+    await mutateRandomPages(pair.bvm, rng(9), 60)
+    const rounds: PrecopyRound[] = []
+    pair.primary.on('precopy-round', (r) => rounds.push(r))
+    const skipped: string[] = []
+    pair.primary.on('sync-skipped', (_e, reason) => skipped.push(reason))
+    // The primary's side starts first, so it pauses before the offer arrives.
+    pair.primary.attachLink(link.a)
+    const marker = { epoch: 1, outputCount: 0 }
+    const pRun = pair.primary.runSync(marker)
+    const ready = waitEvent(pair.primary, 'precopy-ready')
+    pair.backup.attachLink(link.b)
+    const [p, b] = await Promise.all([pRun, pair.backup.runSync(marker)])
+    t.equal(p, undefined, 'no sync at that marker')
+    t.equal(b, undefined)
+    t.same(skipped, ['backup pre-copy in progress'])
+    t.equal(pair.pvm.runState, 'running', 'the primary resumed')
+    await ready
+    t.ok(rounds.length > 0 && rounds[0].sentPages >= 60, 'the rounds ran after it')
+    await pair.pvm.pause()
+    const full = await syncBoth(pair, 2)
+    t.equal(full.p?.mode, SyncMode.FullCompared, 'the next marker brings the full sync')
+    t.equal(full.p?.precopiedPages, rounds[0].sentPages)
+    t.equal(full.p?.divergentPages, 0)
+    t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'backup equals primary')
+  },
+)
 
 t.test('a primary that does not pre-copy ignores the offer; the full sync still completes', async (t) => {
   for (const opts of [{ precopy: false as const }, { mode: 'remus' as const }]) {

@@ -48,6 +48,10 @@ t.test('primary SIGKILLed under load: failover, re-protection, no acknowledged w
   t.ok(r.numbers.identicalPages > 0, `identical pages were found and not sent (${r.numbers.identicalPages})`)
   t.ok(r.numbers.fullSyncs >= 2, `full syncs: initial backup + re-protection (${r.numbers.fullSyncs})`)
   t.ok(r.reprotectMs !== undefined, `the spare re-protected the primary (${r.reprotectMs} ms)`)
+  t.ok(
+    r.numbers.fullPrecopiedPages > 0,
+    `the spare's missing pages were pre-copied while the primary ran (${r.numbers.fullPrecopiedPages})`,
+  )
   t.ok(r.numbers.compactions >= 3, `the logs were compacted at sync cuts (${r.numbers.compactions} times)`)
   t.equal(r.logStarts.size, 3, 'new primary, witness and spare report their logs')
   for (const [id, first] of r.logStarts) t.ok(first > 1, `replica ${id}'s log starts at ${first}, not 1`)

@@ -16,6 +16,8 @@ export interface ClusterNumbers {
   vsmrBytes: number
   remusBytes: number
   fullBytes: number
+  /** Pages pre-copied before full syncs (while the primary ran). */
+  fullPrecopiedPages: number
   pauseMs: number
   fullPauseMs: number
   maxPauseMs: number
@@ -35,6 +37,7 @@ export async function scrapeCluster(procs: Iterable<ReplicaProc>): Promise<Clust
     vsmrBytes: 0,
     remusBytes: 0,
     fullBytes: 0,
+    fullPrecopiedPages: 0,
     pauseMs: 0,
     fullPauseMs: 0,
     maxPauseMs: 0,
@@ -56,6 +59,7 @@ export async function scrapeCluster(procs: Iterable<ReplicaProc>): Promise<Clust
     n.vsmrBytes += v('vsmr_bytes_sent_total')
     n.remusBytes += v('remus_equivalent_bytes_total')
     n.fullBytes += v('full_sync_bytes_sent_total')
+    n.fullPrecopiedPages += v('full_sync_precopied_pages_total')
     n.pauseMs += v('sync_pause_ms_total')
     n.fullPauseMs += v('full_sync_pause_ms_total')
     n.maxPauseMs = Math.max(n.maxPauseMs, v('sync_pause_max_ms'))

@@ -26,7 +26,8 @@ export function summaryRows(r: DemoResult): [string, string][] {
       'Remus would have sent',
       `${formatBytes(n.remusBytes)}${n.vsmrBytes > 0 ? ` (${(n.remusBytes / n.vsmrBytes).toFixed(2)}x more)` : ''}`,
     ],
-    ['bytes sent, full syncs', formatBytes(n.fullBytes)],
+    ['pages pre-copied before full syncs', String(n.fullPrecopiedPages)],
+    ['bytes sent, full syncs (paused step)', formatBytes(n.fullBytes)],
     ['primary pause, incremental sync', `avg ${meanPauseMs(n).toFixed(2)} ms`],
     [
       'primary pause, full sync',

@@ -16,6 +16,8 @@ export class SyncTotals {
   /** What Remus would have sent for the same syncs: every page the primary dirtied + device state. */
   remusBytes = 0
   fullBytesSent = 0
+  /** Pages pre-copied (while the primary ran) before full syncs. */
+  fullPrecopiedPages = 0
   pauseMs = 0
   fullPauseMs = 0
   maxPauseMs = 0
@@ -31,6 +33,7 @@ export class SyncTotals {
       this.fullSyncs++
       this.fullBytesSent += r.bytesSent
       this.fullPauseMs += r.pauseMs
+      this.fullPrecopiedPages += r.precopiedPages ?? 0
       return
     }
     this.vsmrSyncs++
@@ -61,6 +64,11 @@ export class SyncTotals {
       c('vsmr_bytes_sent_total', 'Sync-link bytes sent in incremental syncs', this.vsmrBytesSent),
       c('remus_equivalent_bytes_total', 'Bytes Remus would have sent for the same syncs', this.remusBytes),
       c('full_sync_bytes_sent_total', 'Sync-link bytes sent in full syncs', this.fullBytesSent),
+      c(
+        'full_sync_precopied_pages_total',
+        'Pages pre-copied while the primary ran, before full syncs',
+        this.fullPrecopiedPages,
+      ),
       c('sync_pause_ms_total', 'Primary VM pause time summed over syncs (ms)', this.pauseMs),
       c('full_sync_pause_ms_total', 'Primary VM pause time summed over full syncs (ms)', this.fullPauseMs),
       {

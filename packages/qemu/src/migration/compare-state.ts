@@ -47,7 +47,8 @@ export function compareDeviceState(a: Uint8Array, b: Uint8Array): StateDifferenc
   // Only where both streams put the same address fields (the same block list).
   const addrsA = ramBlockAddrRanges(ba)
   const addrsB = ramBlockAddrRanges(bb)
-  if (addrsA.length === addrsB.length && addrsA.every(([lo], i) => addrsB[i][0] === lo)) skipped.push(...addrsA)
+  if (addrsA.length === addrsB.length && addrsA.every(([lo], i) => addrsB[i][0] === lo))
+    skipped.push(...addrsA)
   const inSkipped = (i: number) => skipped.some(([lo, hi]) => i >= lo && i < hi)
   for (let i = 0; i < ba.byteLength && offsets.length < 16; i++) {
     if (ba[i] !== bb[i] && !inSkipped(i)) offsets.push(i)

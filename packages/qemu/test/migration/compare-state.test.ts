@@ -41,20 +41,29 @@ function ramStream(addrs: [bigint, bigint], sizes: [bigint, bigint] = [0x8000000
   ])
 }
 
-t.test("x-ignore-shared RAM blocks' mapping addresses are ignored, their names and sizes are not", async (t) => {
-  const primary = ramStream([0n, 0xfeb80000n])
-  const standby = ramStream([0n, 0n])
-  t.equal(ramBlockAddrRanges(primary).length, 2, 'both blocks found')
-  t.ok(sameDeviceState(primary, standby), 'the option ROM mapped on one side only')
-  const resized = ramStream([0n, 0n], [0x8000000n, 0x80000n])
-  t.notOk(sameDeviceState(primary, resized), 'a different block size counts')
-  const tail = Buffer.from(standby)
-  tail[tail.length - 1] ^= 1
-  t.notOk(sameDeviceState(primary, tail), 'bytes after the header count')
-  const plain = Buffer.from(primary.toString('latin1').replace('x-ignore-shared', 'x-ignore-xxxxxx'), 'latin1')
-  const plainStandby = Buffer.from(standby.toString('latin1').replace('x-ignore-shared', 'x-ignore-xxxxxx'), 'latin1')
-  t.same(ramBlockAddrRanges(plain), [], 'no x-ignore-shared: no address fields')
-  t.notOk(sameDeviceState(plain, plainStandby), 'and the addresses are compared like anything else')
-  const truncated = primary.subarray(0, primary.indexOf('/rom@'))
-  t.same(ramBlockAddrRanges(truncated), [], 'a header that does not parse skips nothing')
-})
+t.test(
+  "x-ignore-shared RAM blocks' mapping addresses are ignored, their names and sizes are not",
+  async (t) => {
+    const primary = ramStream([0n, 0xfeb80000n])
+    const standby = ramStream([0n, 0n])
+    t.equal(ramBlockAddrRanges(primary).length, 2, 'both blocks found')
+    t.ok(sameDeviceState(primary, standby), 'the option ROM mapped on one side only')
+    const resized = ramStream([0n, 0n], [0x8000000n, 0x80000n])
+    t.notOk(sameDeviceState(primary, resized), 'a different block size counts')
+    const tail = Buffer.from(standby)
+    tail[tail.length - 1] ^= 1
+    t.notOk(sameDeviceState(primary, tail), 'bytes after the header count')
+    const plain = Buffer.from(
+      primary.toString('latin1').replace('x-ignore-shared', 'x-ignore-xxxxxx'),
+      'latin1',
+    )
+    const plainStandby = Buffer.from(
+      standby.toString('latin1').replace('x-ignore-shared', 'x-ignore-xxxxxx'),
+      'latin1',
+    )
+    t.same(ramBlockAddrRanges(plain), [], 'no x-ignore-shared: no address fields')
+    t.notOk(sameDeviceState(plain, plainStandby), 'and the addresses are compared like anything else')
+    const truncated = primary.subarray(0, primary.indexOf('/rom@'))
+    t.same(ramBlockAddrRanges(truncated), [], 'a header that does not parse skips nothing')
+  },
+)

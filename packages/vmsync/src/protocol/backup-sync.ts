@@ -96,6 +96,8 @@ interface PrecopyState {
   /** Pages written so far, in arrival order; each write waits for the one before. */
   writes: Promise<void>
   pages: number
+  /** The VM ran before the offer paused it (a lost link resumes it then). */
+  readonly wasRunning: boolean
 }
 
 export class BackupSync extends EventEmitter<BackupSyncEvents> {
@@ -355,12 +357,13 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
     const ch = this.channel
     if (this.o.precopy === false || !this.needFullFlag || !ch?.isOpen || this.syncing || this.precopy) return
     const { vm, hasher } = this.o
+    const wasRunning = vm.runState === 'running'
     const offered = (async () => {
       await vm.pause()
       const hashes = await hasher.hash(vm.memorySource, allPages(vm.pageCount))
       await ch.send({ type: SyncMessageType.PrecopyOffer, epoch: 0, hashes })
     })().catch((err: Error) => ch.close(err))
-    this.precopy = { channel: ch, offered, writes: offered, pages: 0 }
+    this.precopy = { channel: ch, offered, writes: offered, pages: 0, wasRunning }
   }
 
   private onPrecopyPages(ch: SyncChannel, m: PrecopyOfferMsg | PrecopyPagesMsg): void {
@@ -401,7 +404,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
     const { vm } = this.o
     pre.writes
       .catch(() => {})
-      .then(() => (this.syncing ? undefined : vm.resume()))
+      .then(() => (this.syncing || !pre.wasRunning ? undefined : vm.resume()))
       .catch(() => {})
   }
 

@@ -290,6 +290,25 @@ t.test('a primary that does not pre-copy ignores the offer; the full sync still 
   }
 })
 
+t.test('a backup VM that refuses a pre-copy write drops the link and stays untrusted', async (t) => {
+  const pair = await makePair({ pageCount: 256, precopy: {} })
+  const link = await linked(t, pair)
+  await mutateRandomPages(pair.bvm, rng(12), 40)
+  await pair.bvm.resume()
+  const write = pair.bvm.writePages.bind(pair.bvm)
+  pair.bvm.writePages = async () => {
+    throw new Error('guest memory went away')
+  }
+  const down = waitEvent<[Error | undefined]>(pair.backup, 'link-down')
+  pair.primary.attachLink(link.a)
+  pair.backup.attachLink(link.b)
+  const [err] = await down
+  t.match(err?.message, /guest memory went away/, 'the write error closes the link')
+  t.equal(pair.backup.needFull, true, 'the backup stays untrusted')
+  t.ok(await until(() => pair.bvm.runState === 'running', 2000), 'and its VM runs again')
+  pair.bvm.writePages = write
+})
+
 t.test('bad pre-copy bytes close the link with a clear error; nothing is written', async (t) => {
   await t.test('an offer with the wrong number of hashes', async (t) => {
     const pair = await makePair({ pageCount: 64, precopy: {} })

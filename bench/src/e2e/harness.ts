@@ -134,6 +134,9 @@ export interface FullSyncStats {
   readonly pages: number
   readonly sentPages: number
   readonly bytesSent: number
+  /** Pages pre-copied while the primary ran, before this full sync (0: none). */
+  readonly precopiedPages: number
+  readonly stepsMs: Readonly<Record<string, number>>
 }
 
 let current: DemoLike | undefined
@@ -259,6 +262,8 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
       pages: firstFull.unionPages,
       sentPages: firstFull.divergentPages,
       bytesSent: firstFull.bytesSent,
+      precopiedPages: firstFull.precopiedPages ?? 0,
+      stepsMs: firstFull.stepsMs,
     }
     const a = load.primaryAtStart?.vm
     const b = load.primaryAtEnd?.vm

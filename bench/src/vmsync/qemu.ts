@@ -99,13 +99,14 @@ export async function runVmsyncQemu(o: VmsyncQemuOptions): Promise<VmsyncQemuRes
   console.log('\nFull sync of the fresh backup (primary side), same guests:')
   console.log(
     table(
-      ['mode', 'full-sync form', 'pages', 'pages sent', 'bytes sent', 'primary pause', 'sync total'],
+      ['mode', 'full-sync form', 'pages', 'pre-copied', 'pages sent paused', 'bytes sent', 'primary pause', 'sync total'],
       [out.vsmr, out.remus].map((x) => {
         const f = x.fullSync
         return [
           x.spec.label,
           f?.mode ?? '—',
           f ? String(f.pages) : '—',
+          f ? String(f.precopiedPages) : '—',
           f ? `${f.sentPages} (${fmt((f.sentPages / f.pages) * 100)} %)` : '—',
           fmtBytes(f?.bytesSent),
           f ? `${fmt(f.pauseMs, 0)} ms` : '—',

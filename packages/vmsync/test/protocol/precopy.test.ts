@@ -12,6 +12,8 @@ import { encodeKvRequest, KvOp } from '../../src/simulated/index.js'
 import type { MemorySource } from '../../src/vm/replicated-vm.js'
 import {
   differingPages,
+  type FaultAction,
+  FaultyLink,
   firstDiff,
   makePair,
   mutateRandomPages,
@@ -364,3 +366,106 @@ t.test('bad pre-copy bytes close the link with a clear error; nothing is written
     t.equal(pair.backup.needFull, true, 'still untrusted')
   })
 })
+
+// A side dies (its link is destroyed) at each pre-copy step. The backup must stay untrusted, its
+// VM must run again, and a pre-copy plus full sync over a fresh link must make it equal.
+interface PrecopyFault {
+  readonly name: string
+  readonly side: 'primary' | 'backup'
+  readonly type: SyncMessageType
+  readonly action: FaultAction
+  readonly nth: number
+  /** Where the fault happens: during the rounds, at a deferred marker, or in the full sync. */
+  readonly phase: 'rounds' | 'deferred' | 'final'
+}
+
+const precopyFaults: PrecopyFault[] = [
+  {
+    name: 'backup dies before its offer',
+    side: 'backup',
+    type: SyncMessageType.PrecopyOffer,
+    action: 'close-before',
+    nth: 0,
+    phase: 'rounds',
+  },
+  {
+    name: 'primary dies before the 2nd pre-copy batch',
+    side: 'primary',
+    type: SyncMessageType.PrecopyPages,
+    action: 'close-before',
+    nth: 1,
+    phase: 'rounds',
+  },
+  {
+    name: 'link drops after the 1st pre-copy batch',
+    side: 'primary',
+    type: SyncMessageType.PrecopyPages,
+    action: 'close-after',
+    nth: 0,
+    phase: 'rounds',
+  },
+  {
+    name: 'primary dies before the Deferred union',
+    side: 'primary',
+    type: SyncMessageType.Union,
+    action: 'close-before',
+    nth: 0,
+    phase: 'deferred',
+  },
+  {
+    name: 'primary dies mid full sync after the pre-copy',
+    side: 'primary',
+    type: SyncMessageType.Pages,
+    action: 'close-before',
+    nth: 1,
+    phase: 'final',
+  },
+]
+
+for (const f of precopyFaults) {
+  t.test(`pre-copy fault: ${f.name}`, async (t) => {
+    const gate = gatedHasher(512)
+    if (f.phase === 'deferred') gate.shut()
+    const pair = await makePair({ pageCount: 512, precopy: {}, batchPages: 8, primaryHasher: gate.hasher })
+    t.teardown(() => pair.close())
+    await mutateRandomPages(pair.bvm, rng(20), 100)
+    await pair.bvm.resume()
+    const [a, b] = createMemoryLinkPair()
+    const faulty = new FaultyLink(f.side === 'primary' ? a : b, (m, sent) =>
+      m.type === f.type && sent.filter((s) => s.type === f.type).length === f.nth ? f.action : 'pass',
+    )
+    const down = waitEvent(pair.backup, 'link-down')
+    const ready = waitEvent(pair.primary, 'precopy-ready').catch(() => undefined)
+    pair.primary.attachLink(f.side === 'primary' ? faulty : a)
+    pair.backup.attachLink(f.side === 'backup' ? faulty : b)
+    if (f.phase === 'deferred') {
+      await gate.entered
+      const marker = { epoch: 1, outputCount: 0 }
+      await Promise.all([pair.primary.runSync(marker), pair.backup.runSync(marker)])
+      gate.open()
+    }
+    if (f.phase === 'final') {
+      await ready
+      await mutateRandomPages(pair.pvm, rng(21), 20) // changed after the pre-copy: the final step sends them
+      const marker = { epoch: 1, outputCount: 0 }
+      await Promise.all([pair.primary.runSync(marker), pair.backup.runSync(marker)])
+    }
+    await down
+    t.equal(pair.backup.needFull, true, 'the backup stays untrusted')
+    t.ok(await until(() => pair.bvm.runState === 'running', 2000), 'its VM runs again')
+
+    const clean = await tcpPair()
+    t.teardown(() => clean.close())
+    const readyAgain = waitEvent(pair.primary, 'precopy-ready')
+    pair.primary.attachLink(clean.a)
+    pair.backup.attachLink(clean.b)
+    await readyAgain
+    await pair.pvm.pause()
+    const { p } = await syncBoth(pair, 2)
+    t.equal(p?.mode, SyncMode.FullCompared, 'a fresh link brings the full sync')
+    const ps = await snapshot(pair.pvm)
+    const bs = await snapshot(pair.bvm)
+    t.ok(sameSnapshot(ps, bs), `backup equals primary (${firstDiff(ps, bs)})`)
+    t.equal(pair.backup.needFull, false, 'trusted')
+  })
+}

@@ -99,7 +99,16 @@ export async function runVmsyncQemu(o: VmsyncQemuOptions): Promise<VmsyncQemuRes
   console.log('\nFull sync of the fresh backup (primary side), same guests:')
   console.log(
     table(
-      ['mode', 'full-sync form', 'pages', 'pre-copied', 'pages sent paused', 'bytes sent', 'primary pause', 'sync total'],
+      [
+        'mode',
+        'full-sync form',
+        'pages',
+        'pre-copied',
+        'pages sent paused',
+        'bytes sent',
+        'primary pause',
+        'sync total',
+      ],
       [out.vsmr, out.remus].map((x) => {
         const f = x.fullSync
         return [

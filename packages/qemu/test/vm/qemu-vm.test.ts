@@ -1,8 +1,10 @@
 // QemuVm on real QEMU: frames both ways through Node (with a redirector reconnect), device state
-// round trip after a memory copy, a page written into a paused guest seen through redis, SIGKILL.
+// round trip after a memory copy, a snapshot QEMU fails to load (and the full import after it), a
+// page written into a paused guest seen through redis, SIGKILL.
 import { PageHasher } from '@plover/vmsync'
 import t from 'tap'
 import { compareDeviceState } from '../../src/migration/compare-state.js'
+import { snapshotStream } from '../../src/migration/snapshot-image.js'
 import { isSnapshotState } from '../../src/migration/snapshot-state.js'
 import { bootTestGuest } from '../../src/testing/boot-test-guest.js'
 import { requireQemu } from '../../src/testing/require-qemu.js'
@@ -87,6 +89,46 @@ t.test('with clones of one booted guest', async (t) => {
       await Promise.all([pingThroughNode(a, 4), pingThroughNode(b, 4)])
       t.pass('both answer after the transfer')
     })
+
+  t.test('a snapshot QEMU fails to load is an error; the next full import brings the VM back', async (t) => {
+    const [a, b] = [await open('snapshot'), await open('snapshot')]
+    await a.resume()
+    await pingThroughNode(a, 5)
+    await a.pause()
+    await b.pause()
+    const copyRam = async () => {
+      const buf = new Uint8Array(1024 * a.pageSize)
+      for (let from = 0; from < a.pageCount; from += 1024) {
+        const idx = Uint32Array.from({ length: Math.min(1024, a.pageCount - from) }, (_, i) => from + i)
+        await a.readPages(idx, buf)
+        await b.writePages(idx, buf)
+      }
+    }
+    await copyRam()
+    const good = await a.exportDeviceState()
+    // A well-formed image whose stream QEMU rejects: the RTC section claims version 255. Our own
+    // parser accepts it (it is a valid qcow2 snapshot); QEMU resets the machine, then fails.
+    const bad = Uint8Array.from(good)
+    const stream = snapshotStream(bad)
+    const rtc = stream.indexOf(Buffer.from('\x0bmc146818rtc', 'latin1'))
+    t.ok(rtc > 0, 'the stream has an RTC section')
+    stream.writeUInt32BE(255, rtc + 12 + 4) // after the name: instance id, then version id
+    const err = await b.importDeviceState(bad).then(
+      () => undefined,
+      (e: Error) => e,
+    )
+    t.ok(err, `QEMU refused it: ${err?.message.slice(0, 160)}`)
+    t.not(b.runState, 'exited', 'QEMU is still alive')
+    // What the backup's next full sync does: all of RAM, then the device state.
+    await b.pause()
+    await copyRam()
+    await b.importDeviceState(good)
+    const diff = compareDeviceState(good, await b.exportDeviceState())
+    t.ok(diff.same, `the good state is in (${JSON.stringify(diff)})`)
+    await b.resume()
+    await pingThroughNode(b, 6)
+    t.pass('and the VM answers again')
+  })
 
   t.test('SIGKILL is reported once as exit with the signal', async (t) => {
     const vm = await open()

@@ -64,11 +64,6 @@ export class PrecopySender {
     return this.readyFlag
   }
 
-  /** Rounds done so far. */
-  get history(): readonly PrecopyRound[] {
-    return this.rounds
-  }
-
   /** Pages sent over all rounds. */
   get sentPages(): number {
     return this.rounds.reduce((n, r) => n + r.sentPages, 0)

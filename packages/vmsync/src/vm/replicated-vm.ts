@@ -39,7 +39,11 @@ export interface ReplicatedVm extends EventEmitter<ReplicatedVmEvents> {
   pause(): Promise<void>
   resume(): Promise<void>
 
-  /** Copies pages `indices[i]` into `dst` at i*pageSize. */
+  /**
+   * Copies pages `indices[i]` into `dst` at i*pageSize. Also while running (pre-copy reads a
+   * running primary; such a copy may race with the guest's writes, and the full sync that follows
+   * compares every page again).
+   */
   readPages(indices: Uint32Array, dst: Uint8Array): Promise<void>
   /** Overwrites pages; rejects unless the VM is paused. */
   writePages(indices: Uint32Array, src: Uint8Array): Promise<void>

@@ -102,8 +102,25 @@ t.test('writePages accepted while running is caught', async (t) => {
     const vm = new Lax({ pageCount: 256 })
     return { vm, dirty: vm.dirtyTracker }
   })
-  t.match(failures.join('\n'), /reject while running: writePages while running/)
+  t.match(failures.join('\n'), /export reject: writePages while running/)
   t.match(failures.join('\n'), /round-trips/, 'a writePages that does nothing fails the round trip too')
+})
+
+t.test('readPages refused while running (no pre-copy possible) is caught', async (t) => {
+  class PausedReadsOnly extends SimulatedVm {
+    override async readPages(indices: Uint32Array, dst: Uint8Array): Promise<void> {
+      if (this.runState === 'running') throw new Error('pause first')
+      return super.readPages(indices, dst)
+    }
+  }
+  const failures = await failuresFor(() => {
+    const vm = new PausedReadsOnly({ pageCount: 256 })
+    return { vm, dirty: vm.dirtyTracker }
+  })
+  t.match(
+    failures.join('\n'),
+    /readPages works, writePages and device-state export reject: readPages while running/,
+  )
 })
 
 t.test('device state that forgets the RX queue or clock is caught', async (t) => {

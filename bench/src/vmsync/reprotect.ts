@@ -17,7 +17,7 @@ import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { fmt, fmtBytes, type SyncReportMsg, table } from '../e2e/harness.js'
+import { fmt, fmtBytes, quantile, type SyncReportMsg, table } from '../e2e/harness.js'
 
 const DEMO_RUN = fileURLToPath(new URL('../../../examples/qemu-redis/src/demo/run.ts', import.meta.url))
 
@@ -145,11 +145,12 @@ console.log(
     ]),
   ),
 )
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length ? s[Math.floor((s.length - 1) / 2)] : Number.NaN
-}
-const pauseOf = (p: boolean) => median(rows.filter((r) => r.ok && r.precopy === p).map((r) => r.pauseMs!))
+// The lower median for an even count (quantile's nearest rank).
+const pauseOf = (p: boolean) =>
+  quantile(
+    rows.filter((r) => r.ok && r.precopy === p).map((r) => r.pauseMs!),
+    0.5,
+  )
 const ratio = pauseOf(false) / pauseOf(true)
 console.log(`\nprimary pause without / with pre-copy: ${fmt(ratio, 2)}× (median over ${runs} run(s) each)`)
 

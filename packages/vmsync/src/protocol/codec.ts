@@ -32,10 +32,15 @@ export function encodeSyncMessage(m: SyncMessage): Uint8Array {
       w.u8(m.mode).u32s(m.pages)
       break
     case SyncMessageType.Hashes:
+    case SyncMessageType.PrecopyOffer:
       w.bytes(m.hashes)
       break
     case SyncMessageType.Pages:
-      w.u32(m.seq).u32s(m.indices).bytes(m.data)
+    case SyncMessageType.PrecopyPages:
+      // Same layout; the u32 is the batch sequence (Pages) or the pre-copy round.
+      w.u32(m.type === SyncMessageType.Pages ? m.seq : m.round)
+        .u32s(m.indices)
+        .bytes(m.data)
       break
     case SyncMessageType.TransferEnd:
       if (m.checksum.length !== CHECKSUM_BYTES) throw new RangeError('checksum must be 16 bytes')
@@ -50,12 +55,6 @@ export function encodeSyncMessage(m: SyncMessage): Uint8Array {
       break
     case SyncMessageType.Abort:
       w.bytes(Buffer.from(m.reason.slice(0, MAX_REASON_BYTES), 'utf8'))
-      break
-    case SyncMessageType.PrecopyOffer:
-      w.bytes(m.hashes)
-      break
-    case SyncMessageType.PrecopyPages:
-      w.u32(m.round).u32s(m.indices).bytes(m.data)
       break
   }
   return w.finish()

@@ -13,6 +13,7 @@ import {
   SyncTimeoutError,
 } from '../../src/protocol/errors.js'
 import { SyncMessageType } from '../../src/protocol/messages.js'
+import { encodedPrecopyPages } from './fixtures/harness.js'
 
 const accepts = [SyncMessageType.Dirty, SyncMessageType.Ack, SyncMessageType.Abort]
 const dirty = (epoch: number) => ({
@@ -121,14 +122,6 @@ t.test('pre-copy messages bypass epochs: handed over as they arrive, never rejec
   )
   // Still subject to the side's accept list.
   const closed = new Promise<Error | undefined>((r) => ch.once('close', r))
-  await a.send(
-    encodeSyncMessage({
-      type: SyncMessageType.PrecopyPages,
-      epoch: 0,
-      round: 1,
-      indices: Uint32Array.from([1]),
-      data: new Uint8Array(4096),
-    }),
-  )
+  await a.send(encodedPrecopyPages([1]))
   t.ok((await closed) instanceof ProtocolViolationError, 'pages on the primary side close the link')
 })

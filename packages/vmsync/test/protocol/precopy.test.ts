@@ -12,6 +12,7 @@ import { encodeKvRequest, KvOp } from '../../src/simulated/index.js'
 import type { MemorySource } from '../../src/vm/replicated-vm.js'
 import {
   differingPages,
+  encodedPrecopyPages,
   type FaultAction,
   FaultyLink,
   firstDiff,
@@ -91,6 +92,22 @@ function writer(pair: Pair) {
       await pair.pvm.drained()
     },
   }
+}
+
+/**
+ * A fresh TCP link after a lost one: the untrusted backup offers again, and once the rounds are
+ * done (`onReady` sees that moment) the marker `epoch` runs the full sync. The primary's report.
+ */
+async function rejoin(t: Test, pair: Pair, epoch: number, onReady: () => void = () => {}) {
+  const link = await tcpPair()
+  t.teardown(() => link.close())
+  const ready = waitEvent(pair.primary, 'precopy-ready')
+  pair.primary.attachLink(link.a)
+  pair.backup.attachLink(link.b)
+  await ready
+  onReady()
+  await pair.pvm.pause()
+  return (await syncBoth(pair, epoch)).p
 }
 
 async function linked(t: Test, pair: Pair) {
@@ -231,15 +248,9 @@ t.test('a link lost during pre-copy resumes the backup, untrusted; a new link st
   t.equal(pair.backup.needFull, true, 'still untrusted')
 
   gate.open()
-  const second = await tcpPair()
-  t.teardown(() => second.close())
-  const ready = waitEvent(pair.primary, 'precopy-ready')
-  pair.primary.attachLink(second.a)
-  pair.backup.attachLink(second.b)
-  await ready
-  t.equal(pair.bvm.runState, 'paused', 'paused again for the new offer')
-  await pair.pvm.pause()
-  const { p } = await syncBoth(pair, 1)
+  const p = await rejoin(t, pair, 1, () => {
+    t.equal(pair.bvm.runState, 'paused', 'paused again for the new offer')
+  })
   t.equal(p?.mode, SyncMode.FullCompared)
   t.ok((p?.precopiedPages ?? 0) >= 50, 'pre-copied over the new link')
   t.ok(sameSnapshot(await snapshot(pair.pvm), await snapshot(pair.bvm)), 'backup equals primary')
@@ -331,15 +342,7 @@ t.test('bad pre-copy bytes close the link with a clear error; nothing is written
     const [a, b] = createMemoryLinkPair()
     const down = waitEvent<[Error | undefined]>(pair.backup, 'link-down')
     pair.backup.attachLink(b)
-    await a.send(
-      encodeSyncMessage({
-        type: SyncMessageType.PrecopyPages,
-        epoch: 0,
-        round: 1,
-        indices: Uint32Array.from([3]),
-        data: new Uint8Array(4096).fill(0xee),
-      }),
-    )
+    await a.send(encodedPrecopyPages([3], 0xee))
     const [err] = await down
     t.match(err?.message, /pre-copy pages without an offer/)
     t.ok(sameSnapshot(before, await snapshot(pair.bvm)), 'the VM is untouched')
@@ -352,15 +355,7 @@ t.test('bad pre-copy bytes close the link with a clear error; nothing is written
     const down = waitEvent<[Error | undefined]>(pair.backup, 'link-down')
     pair.backup.attachLink(b)
     await offered
-    await a.send(
-      encodeSyncMessage({
-        type: SyncMessageType.PrecopyPages,
-        epoch: 0,
-        round: 1,
-        indices: Uint32Array.from([64]),
-        data: new Uint8Array(4096),
-      }),
-    )
+    await a.send(encodedPrecopyPages([64]))
     const [err] = await down
     t.match(err?.message, /out of range/)
     t.equal(pair.backup.needFull, true, 'still untrusted')
@@ -454,14 +449,7 @@ for (const f of precopyFaults) {
     t.equal(pair.backup.needFull, true, 'the backup stays untrusted')
     t.ok(await until(() => pair.bvm.runState === 'running', 2000), 'its VM runs again')
 
-    const clean = await tcpPair()
-    t.teardown(() => clean.close())
-    const readyAgain = waitEvent(pair.primary, 'precopy-ready')
-    pair.primary.attachLink(clean.a)
-    pair.backup.attachLink(clean.b)
-    await readyAgain
-    await pair.pvm.pause()
-    const { p } = await syncBoth(pair, 2)
+    const p = await rejoin(t, pair, 2)
     t.equal(p?.mode, SyncMode.FullCompared, 'a fresh link brings the full sync')
     const ps = await snapshot(pair.pvm)
     const bs = await snapshot(pair.bvm)

@@ -30,6 +30,12 @@ function summary(r: DemoResult): string {
         : '—',
     ],
     [
+      `second kill (${r.secondFailover ? `${r.secondFailover.victimId} → ${r.secondFailover.heirId}` : '--second-failover'}): elected / primary / checker outage`,
+      r.secondFailover
+        ? `${r.secondFailover.electedMs} / ${r.secondFailover.promotedMs} / ${r.secondFailover.clientOutageMs ?? '—'} ms`
+        : '—',
+    ],
+    [
       'redis-benchmark still running at the end (no connection error)',
       r.benchmark.runningAtEnd === undefined ? '—' : r.benchmark.runningAtEnd ? 'yes' : 'NO',
     ],
@@ -51,13 +57,16 @@ function verdictOk(r: DemoResult): boolean {
     c.acksAfterKill > 0 &&
     c.readable === c.acked &&
     c.missingCount === 0 &&
-    c.wrongCount === 0
+    c.wrongCount === 0 &&
+    (!wantSecond || r.secondFailover?.clientOutageMs !== undefined)
   )
 }
 
+const wantSecond = process.argv.includes('--second-failover')
 const demo = new Demo({
   noFailover: process.argv.includes('--no-failover'),
   rejoin: process.argv.includes('--restart') ? 'restart' : 'spare',
+  secondFailover: wantSecond,
 })
 let signals = 0
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -3,7 +3,9 @@
 // kill -9 of the primary's QEMU and replica process. Asserts the backup took over, the checker's
 // TCP connection survived, a spare replica re-protected the new primary (learner → full sync →
 // voter), and every acknowledged SET is readable afterwards. While the load runs, the primary's
-// GET /metrics is scraped once (consensus state, VM counters and vmsync's metrics).
+// GET /metrics is scraped once (consensus state, VM counters and vmsync's metrics). The second
+// test restarts the killed replica instead of a spare, then kills the new primary as well: the
+// restarted replica, synced in full and then incrementally, carries the checker's connection.
 //
 // Skipped unless root + QEMU + guest image; FAILS instead under PLOVER_REQUIRE_QEMU=1.
 import http from 'node:http'
@@ -137,12 +139,13 @@ function httpGet(port: number, path: string): Promise<string> {
 }
 
 t.test(
-  'qemu-redis: the killed replica restarts on its old data directory and re-protects the new primary',
+  'qemu-redis: the killed replica restarts, re-protects the new primary, and takes over when that one is killed',
   async (t) => {
     if (!qemuEnvironment(t)) return
     const lines: string[] = []
     const demo = new Demo({
       rejoin: 'restart',
+      secondFailover: true,
       loadBeforeKillS: 8,
       loadAfterTakeoverS: 4,
       benchClients: 2,
@@ -163,9 +166,16 @@ t.test(
       r.logs?.some((l) => l.id === r.primaryId),
       'the restarted replica reports its (reused, compacted) log',
     )
+    const second = r.secondFailover
+    t.ok(second, `the new primary was killed too (${JSON.stringify(second)})`)
+    t.equal(second?.heirId, r.primaryId, 'the restarted replica took over, from its synced VM')
+    t.ok(second?.clientOutageMs !== undefined, 'the checker got SETs acknowledged after the second kill')
+    t.same(r.notDone, [], 'every step was done')
     const c = r.checker
-    t.ok(c?.connectionSurvived, "the checker's TCP connection survived")
+    t.ok(c?.connectionSurvived, "the checker's TCP connection survived both failovers")
+    t.ok((c?.acked ?? 0) > 0, `SETs were acknowledged (${c?.acked})`)
     t.equal(c?.missingCount, 0, 'no acknowledged SET is missing')
+    t.equal(c?.wrongCount, 0, 'no acknowledged SET has a wrong value')
     t.equal(c?.readable, c?.acked, 'every acknowledged SET is readable')
   },
 )

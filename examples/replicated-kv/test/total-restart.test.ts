@@ -6,7 +6,7 @@
 import { KvOp, KvStatus } from '@plover/vmsync'
 import t from 'tap'
 import { KvClusterClient } from '../src/client/kv-cluster-client.js'
-import { DemoCluster } from '../src/demo/cluster.js'
+import { DemoCluster, TRIO } from '../src/demo/cluster.js'
 import { metric } from '../src/demo/metrics-scrape.js'
 import { sleep, until } from '../src/demo/until.js'
 
@@ -18,16 +18,8 @@ t.test('all replicas killed and restarted on compacted logs: no empty VM serves 
     sync: { maxIntervalMs: 100 },
   })
   t.teardown(() => cluster.cleanup())
-  const bootstrap = [
-    { id: 1, role: 'voter' as const },
-    { id: 2, role: 'voter' as const },
-    { id: 3, role: 'witness' as const },
-  ]
-  for (const b of bootstrap) cluster.start(b.id, bootstrap)
-  const leader = await until('a protected primary', 30_000, async () => {
-    const l = await cluster.leader()
-    return l?.vm?.protected && l.vm.hasBackup ? l : undefined
-  })
+  const bootstrap = TRIO
+  const leader = await cluster.startTrio()
   const client = new KvClusterClient({ endpoints: cluster.clientEndpoints, clientId: 1 })
   t.teardown(() => client.close())
   for (let i = 0; i < 20; i++) {

@@ -56,6 +56,11 @@ export interface DemoOptions {
   readonly compactAfterEntries?: number
   /** Skip the kill (no failover): for debugging the replicated setup. */
   readonly noFailover?: boolean
+  /**
+   * After re-protection, kill the new primary too: the replica that re-protected it must take
+   * over from the VM its (pre-copied) full sync and the syncs since gave it (default false).
+   */
+  readonly secondFailover?: boolean
   readonly print?: (line: string) => void
   // --- benchmark options (defaults keep the example's behaviour) ---
   /** vmsync mode of both voters (default 'vsmr'). */
@@ -111,6 +116,8 @@ export interface DemoResult {
     | { readonly protectedMs: number; readonly fullSyncMs: number; readonly voter: boolean }
     | undefined
   readonly failedOver: boolean
+  /** The second kill (`secondFailover`): the new primary, ms from its kill. */
+  readonly secondFailover?: Takeover & { readonly victimId: number; readonly heirId: number }
   readonly notDone: string[]
   /** The client load (before the kill): redis-benchmark CSV rows and the primary's status. */
   readonly load?: LoadResult
@@ -166,6 +173,14 @@ export interface CheckerVerdict {
   readonly localPort: number
   readonly acksBeforeKill: number
   readonly acksAfterKill: number
+}
+
+/** One failover as the client saw it, ms from the kill. */
+export interface Takeover {
+  readonly electedMs: number
+  readonly promotedMs: number
+  /** The checker's last acknowledged SET before the kill -> its first one after. */
+  readonly clientOutageMs: number | undefined
 }
 
 async function freePort(): Promise<number> {
@@ -406,24 +421,93 @@ export class Demo {
     }
 
     // --- failover ---
-    const qemuPid = before.vm!.qemuPid
-    p(`• kill -9 primary QEMU (pid ${qemuPid}) and replica process ${primary.id} (pid ${before.pid})`)
-    this.killed.add(primary.id)
+    const first = await this.failover(before, backupId, checker, notDone)
+    const reprotect =
+      this.o.reprotect === false
+        ? undefined
+        : await this.reprotect(primary.id, backupId, startReplica, notDone)
+    const afterS = this.o.loadAfterTakeoverS ?? 8
+    const loadOn = async (primaryId: number) => {
+      for (let s = 0; s < afterS; s++) {
+        await sleep(1000)
+        this.check()
+        if (s % 4 === 3) p(`  ${this.line(primaryId, checker)}`)
+      }
+    }
+    await loadOn(backupId)
+    let second: DemoResult['secondFailover']
+    let finalPrimary = backupId
+    if (this.o.secondFailover) {
+      const heirId = this.o.rejoin === 'restart' ? primary.id : 4
+      const victim = this.status.get(backupId)
+      if (!reprotect?.voter || !victim)
+        notDone.push('second failover skipped: the spare did not become a voter')
+      else {
+        p(`• second failover: the replica that re-protected the primary (${heirId}) must now take over`)
+        const { killedAt: _, ...takeover } = await this.failover(victim, heirId, checker, notDone)
+        second = { ...takeover, victimId: backupId, heirId }
+        finalPrimary = heirId
+        await loadOn(heirId)
+      }
+    }
+    // redis-benchmark exits on a connection error: still running = its connections survived too.
+    const benchRunning = bench.procs.every((c) => c.exitCode === null && c.signalCode === null)
+    for (const c of bench.procs) c.kill('SIGKILL')
+    p('• verify: every acknowledged SET read back over the checker’s original connection')
+    const verdict = await checker.verify(Math.max(10_000, Math.min(180_000, this.deadline - Date.now())))
+    const acksAfterKill = checker.acks.filter((a) => a > first.killedAt).length
+    return {
+      primaryId: primary.id,
+      backupId,
+      fullSyncMs,
+      syncsBeforeKill,
+      backupReleasedBeforeKill,
+      electedMs: first.electedMs,
+      promotedMs: first.promotedMs,
+      clientOutageMs: first.clientOutageMs,
+      checker: verdict && { ...verdict, acksBeforeKill, acksAfterKill },
+      benchmark: { ...benchOut, runningAtEnd: benchRunning },
+      newPrimaryStatus: this.status.get(finalPrimary),
+      logs: [...this.status.values()]
+        .filter((st) => !this.killed.has(st.id))
+        .map((st) => ({ id: st.id, firstIndex: st.logFirstIndex, compactions: st.compactions })),
+      failedOver: true,
+      secondFailover: second,
+      reprotect,
+      notDone,
+      load,
+    }
+  }
+
+  /**
+   * kill -9 of the primary's QEMU and replica process, then the heir's election (with the
+   * witness's vote), its promotion, and the checker's first acknowledged SET after the kill.
+   */
+  private async failover(
+    victim: ReplicaStatus,
+    heirId: number,
+    checker: CheckerHandle,
+    notDone: string[],
+  ): Promise<Takeover & { readonly killedAt: number }> {
+    const p = this.print
+    const qemuPid = victim.vm!.qemuPid
+    p(`• kill -9 primary QEMU (pid ${qemuPid}) and replica process ${victim.id} (pid ${victim.pid})`)
+    this.killed.add(victim.id)
     const tKill = Date.now()
     try {
       process.kill(qemuPid, 'SIGKILL')
     } catch {}
-    this.children.get(primary.id)?.kill('SIGKILL')
-    const elected = await this.waitFor('the backup to be elected', 120_000, () => {
-      const b = this.status.get(backupId)
-      return b && b.consensusRole === 'leader' && b.term > before.term ? Date.now() : undefined
+    this.children.get(victim.id)?.kill('SIGKILL')
+    const elected = await this.waitFor(`replica ${heirId} to be elected`, 120_000, () => {
+      const b = this.status.get(heirId)
+      return b && b.consensusRole === 'leader' && b.term > victim.term ? Date.now() : undefined
     })
-    const promoted = await this.waitFor('the backup to act as primary', 60_000, () => {
-      const b = this.status.get(backupId)
+    const promoted = await this.waitFor(`replica ${heirId} to act as primary`, 60_000, () => {
+      const b = this.status.get(heirId)
       return b?.vm?.role === 'primary' ? Date.now() : undefined
     })
     p(
-      `  backup ${backupId} elected after ${elected - tKill} ms (witness vote), primary after ${promoted - tKill} ms`,
+      `  replica ${heirId} elected after ${elected - tKill} ms (witness vote), primary after ${promoted - tKill} ms`,
     )
     const firstAck = await this.waitFor('the checker’s next acknowledged SET', 120_000, () =>
       checker.acks.find((a) => a > tKill),
@@ -433,41 +517,11 @@ export class Demo {
     })
     if (firstAck)
       p(`  checker’s next SET acknowledged ${firstAck - tKill} ms after the kill (same connection)`)
-    const reprotect =
-      this.o.reprotect === false
-        ? undefined
-        : await this.reprotect(primary.id, backupId, startReplica, notDone)
-    const afterS = this.o.loadAfterTakeoverS ?? 8
-    for (let s = 0; s < afterS; s++) {
-      await sleep(1000)
-      this.check()
-      if (s % 4 === 3) p(`  ${this.line(backupId, checker)}`)
-    }
-    // redis-benchmark exits on a connection error: still running = its connections survived too.
-    const benchRunning = bench.procs.every((c) => c.exitCode === null && c.signalCode === null)
-    for (const c of bench.procs) c.kill('SIGKILL')
-    p('• verify: every acknowledged SET read back over the checker’s original connection')
-    const verdict = await checker.verify(Math.max(10_000, Math.min(180_000, this.deadline - Date.now())))
-    const acksAfterKill = checker.acks.filter((a) => a > tKill).length
     return {
-      primaryId: primary.id,
-      backupId,
-      fullSyncMs,
-      syncsBeforeKill,
-      backupReleasedBeforeKill,
+      killedAt: tKill,
       electedMs: elected - tKill,
       promotedMs: promoted - tKill,
       clientOutageMs: firstAck ? firstAck - checker.lastAckBefore(tKill) : undefined,
-      checker: verdict && { ...verdict, acksBeforeKill, acksAfterKill },
-      benchmark: { ...benchOut, runningAtEnd: benchRunning },
-      newPrimaryStatus: this.status.get(backupId),
-      logs: [...this.status.values()]
-        .filter((st) => this.o.rejoin === 'restart' || st.id !== primary.id)
-        .map((st) => ({ id: st.id, firstIndex: st.logFirstIndex, compactions: st.compactions })),
-      failedOver: true,
-      reprotect,
-      notDone,
-      load,
     }
   }
 

@@ -1,7 +1,8 @@
 // A KV client of the replicated service: one TCP connection to whichever replica leads,
 // requests pipelined on it and matched to answers by request id. A NotLeader answer, a refused
 // or broken connection, or a timeout rejects the affected requests with RetryableError and
-// moves to the hinted leader (or the next endpoint); `call` retries until its deadline.
+// moves to the hinted leader (or the next endpoint; a timeout abandons the connection and every
+// request on it); `call` retries until its deadline.
 // The client id stays the same across reconnects: it is how the primary routes answers.
 import net from 'node:net'
 import { decodeKvResponse, encodeKvRequest, type KvOp, type KvResponse } from '@plover/vmsync'
@@ -51,6 +52,14 @@ export class KvClusterClient {
       const timer = setTimeout(() => {
         this.pending.delete(requestId)
         reject(new RetryableError(`request timed out on ${this.endpoint}`))
+        // WHY leave: a replica that stopped answering (hung, or cut off from the others) keeps
+        // its TCP connection open; staying would retry against it until it came back, while the
+        // others may have elected a new leader. A live leader is found again by redirects.
+        if (this.socket === socket) {
+          const from = this.endpoint
+          this.rotate()
+          this.drop(new RetryableError(`connection to ${from} abandoned after a timeout`))
+        }
       }, this.o.requestTimeoutMs ?? 3000)
       this.pending.set(requestId, { resolve, reject, timer })
       socket.write(encodeClientMsg(ClientMsg.Request, frame))

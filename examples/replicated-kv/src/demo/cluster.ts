@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import type { MemberKind, ReplicaAddress, SyncTuning } from '../config/replica-config.js'
 import { httpGet, type MetricMap, parsePrometheus } from './metrics-scrape.js'
 import { freePorts } from './ports.js'
+import { until } from './until.js'
 
 const EXAMPLE_DIR = fileURLToPath(new URL('../..', import.meta.url))
 const REPLICA_MAIN = fileURLToPath(new URL('../replica/main.ts', import.meta.url))
@@ -30,6 +31,13 @@ export interface ReplicaStatus {
     readonly entries: number
   }
 }
+
+/** The bootstrap membership: two VM voters and the witness. */
+export const TRIO: readonly { id: number; role: MemberKind }[] = [
+  { id: 1, role: 'voter' },
+  { id: 2, role: 'voter' },
+  { id: 3, role: 'witness' },
+]
 
 export class ReplicaProc {
   child: ChildProcess | undefined
@@ -131,7 +139,7 @@ export class DemoCluster {
   }
 
   /** Writes the replica's config and starts its process. */
-  start(id: number, bootstrap: { id: number; role: MemberKind }[]): ReplicaProc {
+  start(id: number, bootstrap: readonly { id: number; role: MemberKind }[]): ReplicaProc {
     const proc = this.procs.get(id)!
     const cfgFile = join(this.root, `replica-${id}.json`)
     writeFileSync(
@@ -180,6 +188,31 @@ export class DemoCluster {
     })
   }
 
+  /**
+   * A hang without a crash (a stalled host, or a partition seen from the others): the process
+   * keeps its sockets open but answers nothing until thaw().
+   */
+  freeze(id: number): void {
+    const proc = this.procs.get(id)!
+    if (proc.alive) proc.child!.kill('SIGSTOP')
+  }
+
+  thaw(id: number): void {
+    const proc = this.procs.get(id)!
+    if (proc.alive) proc.child!.kill('SIGCONT')
+  }
+
+  /** Starts replicas 1, 2 (VM voters) and 3 (witness); resolves once a primary is protected. */
+  async startTrio(timeoutMs = 30_000): Promise<ReplicaStatus> {
+    for (const b of TRIO) this.start(b.id, TRIO)
+    return until('a primary elected and its backup fully synced', timeoutMs, async () => {
+      for (const p of this.procs.values())
+        if (p.exit) throw new Error(`replica ${p.addr.id} exited:\n${p.logTail()}`)
+      const l = await this.leader()
+      return l?.vm?.protected && l.vm.hasBackup ? l : undefined
+    })
+  }
+
   async leader(): Promise<ReplicaStatus | undefined> {
     for (const p of this.procs.values()) {
       const s = await p.status()
@@ -201,6 +234,8 @@ export class DemoCluster {
               clearTimeout(t)
               resolve()
             })
+            // A frozen replica would take SIGTERM only once thawed.
+            child.kill('SIGCONT')
             child.kill('SIGTERM')
           }),
       ),
@@ -210,7 +245,10 @@ export class DemoCluster {
   /** Interrupted (Ctrl-C): SIGTERM, wait for the exits (2 s at most), SIGKILL the rest, delete the temp root. */
   async abort(): Promise<void> {
     const live = [...this.procs.values()].filter((p) => p.alive)
-    for (const p of live) p.child!.kill('SIGTERM')
+    for (const p of live) {
+      p.child!.kill('SIGCONT')
+      p.child!.kill('SIGTERM')
+    }
     await Promise.race([
       Promise.all(live.map((p) => new Promise((r) => p.child!.once('exit', r)))),
       new Promise((r) => setTimeout(r, 2000)),

@@ -4,10 +4,10 @@
 // data directory — (membership change + full sync), and the read-back of every acknowledged write
 // from the new primary. Used by src/main.ts and the test.
 import { KvClusterClient } from '../client/kv-cluster-client.js'
-import type { MemberKind } from '../config/replica-config.js'
-import { DemoCluster, type ReplicaStatus } from './cluster.js'
+import { DemoCluster } from './cluster.js'
 import { type ClusterNumbers, scrapeCluster } from './cluster-numbers.js'
-import { httpPost, metric } from './metrics-scrape.js'
+import { metric } from './metrics-scrape.js'
+import { reprotect } from './reprotect.js'
 import { StatusLine } from './status-line.js'
 import { sleep, until } from './until.js'
 import { verifyAcked, Workload, type WorkloadStats } from './workload.js'
@@ -52,16 +52,6 @@ export interface DemoResult {
   readonly durationMs: number
 }
 
-function parseMembership(s: string | undefined): { id: number; role: MemberKind }[] {
-  return (s ?? '')
-    .split(' ')
-    .filter(Boolean)
-    .map((x) => {
-      const [id, role] = x.split(':')
-      return { id: Number(id), role: role as MemberKind }
-    })
-}
-
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const status = o.status ?? new StatusLine()
   const t0 = Date.now()
@@ -71,21 +61,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   let workload: Workload | undefined
   let ticker: NodeJS.Timeout | undefined
   try {
-    const bootstrap = [
-      { id: 1, role: 'voter' as const },
-      { id: 2, role: 'voter' as const },
-      { id: 3, role: 'witness' as const },
-    ]
     status.say(
       `Starting replicas 1 and 2 (SimulatedVm, ${(o.vmPages * 4) / 1024} MiB) and 3 (witness) in ${cluster.root}`,
     )
-    for (const b of bootstrap) cluster.start(b.id, bootstrap)
-    const leader = await until('a primary elected and its backup fully synced', 30_000, async () => {
-      for (const p of cluster.procs.values())
-        if (p.exit) throw new Error(`replica ${p.addr.id} exited:\n${p.logTail()}`)
-      const l = await cluster.leader()
-      return l?.vm?.protected && l.vm.hasBackup ? l : undefined
-    })
+    const leader = await cluster.startTrio()
     const firstPrimary = leader.id
     status.say(
       `Replica ${firstPrimary} leads (term ${leader.term}) and is primary; the backup completed its full sync: outputs are protected.`,
@@ -144,36 +123,18 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     // --- re-protection ---
     await sleep(Math.max(0, wStart + o.workloadMs * 0.65 - Date.now()))
     const spare = o.rejoin === 'restart' ? firstPrimary : 4
-    await retry(() =>
-      httpPost(cluster.procs.get(survivor.id)!.addr.metricsPort, '/admin/membership', {
-        remove: firstPrimary,
-      }),
-    )
-    const after = (await cluster.procs.get(survivor.id)!.status()) as ReplicaStatus
-    const spareBootstrap = [...parseMembership(after.membership), { id: spare, role: 'learner' as const }]
-    status.say(
-      o.rejoin === 'restart'
-        ? `Removed replica ${firstPrimary} from the membership (${after.membership}); restarting it on its old data directory`
-        : `Removed replica ${firstPrimary} from the membership (${after.membership}); starting spare replica ${spare}`,
-    )
-    const spareAt = Date.now()
-    cluster.start(spare, spareBootstrap)
-    // As a learner first: it cannot campaign while its VM is untrusted (before its full sync).
-    const leaderHttp = cluster.procs.get(survivor.id)!.addr.metricsPort
-    await retry(() => httpPost(leaderHttp, '/admin/membership', { add: spare, role: 'learner' }))
-    await until('the spare to complete a full sync', 30_000, async () => {
-      if (cluster.procs.get(spare)!.exit)
-        throw new Error(`spare exited:\n${cluster.procs.get(spare)!.logTail()}`)
-      const l = await cluster.procs.get(survivor.id)!.status()
-      return l?.vm?.protected && l.vm.hasBackup ? l : undefined
+    const { ms: reprotectMs, membership } = await reprotect(cluster, survivor.id, firstPrimary, spare, {
+      onRemoved: (m) =>
+        status.say(
+          o.rejoin === 'restart'
+            ? `Removed replica ${firstPrimary} from the membership (${m}); restarting it on its old data directory`
+            : `Removed replica ${firstPrimary} from the membership (${m}); starting spare replica ${spare}`,
+        ),
     })
-    const reprotectMs = Date.now() - spareAt
     mode = 'protected'
-    await retry(() => httpPost(leaderHttp, '/admin/membership', { add: spare }))
-    const reprotected = (await cluster.procs.get(survivor.id)!.status()) as ReplicaStatus
     status.say(
       `Replica ${spare} joined as a learner, completed a full sync ${reprotectMs} ms after it started ` +
-        `(the output guard left unprotected mode), and was made a voter (${reprotected.membership}).`,
+        `(the output guard left unprotected mode), and was made a voter (${membership}).`,
     )
 
     await sleep(Math.max(0, wStart + o.workloadMs - Date.now()))
@@ -233,18 +194,5 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     workload?.halt()
     client?.close()
     await cluster.cleanup()
-  }
-}
-
-/** Membership changes can be refused while a previous one is pending: retry briefly. */
-async function retry<T>(f: () => Promise<T>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    try {
-      return await f()
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await sleep(100)
-    }
   }
 }

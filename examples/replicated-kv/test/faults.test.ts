@@ -1,0 +1,152 @@
+// Failures beyond the demo's single SIGKILL of the primary, each on real replica processes on
+// loopback with a client workload running throughout: a second failover onto a replica that was
+// re-protected by a full sync, the loss of the backup, the loss of the witness, and a primary
+// that hangs (SIGSTOP) and comes back while a new primary serves. Every scenario ends the same
+// way: every write the client saw acknowledged is read back from whoever leads at the end, and
+// no GET ever returned anything but the acknowledged value.
+import t, { type Test } from 'tap'
+import { KvClusterClient } from '../src/client/kv-cluster-client.js'
+import { DemoCluster, type ReplicaStatus, TRIO } from '../src/demo/cluster.js'
+import { metric } from '../src/demo/metrics-scrape.js'
+import { reprotect } from '../src/demo/reprotect.js'
+import { until } from '../src/demo/until.js'
+import { verifyAcked, Workload } from '../src/demo/workload.js'
+
+/** A protected trio with the client workload running; torn down with the test. */
+async function running(t: Test) {
+  const cluster = await DemoCluster.create({ vmPages: 2048 })
+  t.teardown(() => cluster.cleanup())
+  const first = await cluster.startTrio()
+  const primary = first.id
+  const backup = primary === 1 ? 2 : 1
+  const client = new KvClusterClient({
+    endpoints: cluster.clientEndpoints,
+    clientId: (Math.random() * 2 ** 32) >>> 0,
+  })
+  const wl = new Workload(client, { workers: 8, retryMs: 30_000, tag: Date.now().toString(36) })
+  t.teardown(() => {
+    wl.halt()
+    client.close()
+  })
+  wl.start()
+  await progress(wl, 'the first acknowledged operations')
+  return { cluster, client, wl, primary, backup }
+}
+
+/** Waits until the client completes more operations than it had when called. */
+async function progress(wl: Workload, what: string, more = 20): Promise<void> {
+  const from = wl.ops
+  await until(what, 20_000, async () => wl.ops >= from + more)
+}
+
+/** The replica whose VM acts as primary while it leads the log. */
+async function primaryOf(cluster: DemoCluster, what: string): Promise<ReplicaStatus> {
+  return until(what, 20_000, async () => {
+    const l = await cluster.leader()
+    return l?.vm?.role === 'primary' ? l : undefined
+  })
+}
+
+/** Waits for `n` more incremental syncs on the primary `id` (its backup is executing along). */
+async function syncs(cluster: DemoCluster, id: number, n: number): Promise<void> {
+  const p = cluster.procs.get(id)!
+  const count = async () => metric(await p.scrape(), 'plover_replica_vsmr_syncs_total')
+  const from = await count()
+  await until(`${n} syncs on replica ${id}`, 20_000, async () => (await count()) >= from + n)
+}
+
+/** Stops the workload and reads every acknowledged write back through the cluster. */
+async function readBack(t: Test, s: Awaited<ReturnType<typeof running>>): Promise<void> {
+  await s.wl.stop()
+  const check = await verifyAcked(s.client, s.wl.acked, { concurrency: 64, retryMs: 20_000 })
+  t.ok(s.wl.acked.size > 50, `writes were acknowledged (${s.wl.acked.size})`)
+  t.equal(check.checked, s.wl.acked.size, 'every acknowledged write was read back')
+  t.same(check.lost, [], 'no acknowledged write lost')
+  t.equal(s.wl.stats.staleReads, 0, 'no GET returned anything but the acknowledged value')
+  t.equal(s.wl.stats.failed, 0, `no operation failed for good ${s.wl.errors.slice(0, 3).join('; ')}`)
+}
+
+t.test('a second failover onto the spare that re-protected the first survivor', async (t) => {
+  const s = await running(t)
+  await s.cluster.sigkill(s.primary)
+  const survivor = await primaryOf(s.cluster, 'the backup to take over')
+  t.equal(survivor.id, s.backup, `the backup (${s.backup}) took over`)
+  const r = await reprotect(s.cluster, survivor.id, s.primary, 4)
+  t.match(r.membership, /4:voter/, `the spare is a voter (${r.membership})`)
+  await syncs(s.cluster, survivor.id, 3)
+  await progress(s.wl, 'the client to carry on with the spare as backup')
+
+  // The spare's VM came from a full sync plus incremental ones: now it must carry the service.
+  await s.cluster.sigkill(survivor.id)
+  const second = await primaryOf(s.cluster, 'the spare to take over')
+  t.equal(second.id, 4, 'the spare took over with the witness vote')
+  await progress(s.wl, 'the client to carry on with the spare as primary')
+  await readBack(t, s)
+})
+
+t.test('the backup dies: the primary serves unprotected, then the restarted backup takes over', async (t) => {
+  const s = await running(t)
+  await s.cluster.sigkill(s.backup)
+  const alone = await until('the primary to notice it lost its backup', 20_000, async () => {
+    const st = await s.cluster.procs.get(s.primary)!.status()
+    return st?.vm && !st.vm.protected ? st : undefined
+  })
+  t.equal(alone.role, 'leader', 'the primary still leads with the witness')
+  t.notOk(alone.vm?.hasBackup, 'and has no backup')
+  await progress(s.wl, 'the client to carry on against the unprotected primary')
+
+  // The dead backup comes back on its old data directory and is made the backup again.
+  const r = await reprotect(s.cluster, s.primary, s.backup, s.backup)
+  t.pass(`the restarted backup protected the primary again after ${r.ms} ms`)
+  await syncs(s.cluster, s.primary, 3)
+  await s.cluster.sigkill(s.primary)
+  const next = await primaryOf(s.cluster, 'the restarted backup to take over')
+  t.equal(next.id, s.backup, 'the restarted backup took over')
+  await progress(s.wl, 'the client to carry on')
+  await readBack(t, s)
+})
+
+t.test('the witness dies and restarts: syncs never stop, and it then elects the backup', async (t) => {
+  const s = await running(t)
+  await s.cluster.sigkill(3)
+  await syncs(s.cluster, s.primary, 5)
+  const st = await s.cluster.procs.get(s.primary)!.status()
+  t.equal(st?.role, 'leader', 'the primary kept leading without the witness')
+  t.ok(st?.vm?.protected, 'its outputs stayed protected (the backup acknowledges every sync)')
+  await progress(s.wl, 'the client to carry on without the witness')
+
+  s.cluster.start(3, TRIO)
+  await until('the witness to catch up', 20_000, async () => {
+    const leader = await s.cluster.procs.get(s.primary)!.status()
+    const witness = await s.cluster.procs.get(3)!.status()
+    return witness?.commitIndex !== undefined && witness.commitIndex >= (leader?.commitIndex ?? Infinity)
+  })
+  await s.cluster.sigkill(s.primary)
+  const next = await primaryOf(s.cluster, 'the backup to take over with the restarted witness')
+  t.equal(next.id, s.backup, 'the backup took over with the restarted witness vote')
+  await progress(s.wl, 'the client to carry on')
+  await readBack(t, s)
+})
+
+t.test('a primary that hangs and comes back steps down; it never serves beside the new one', async (t) => {
+  const s = await running(t)
+  s.cluster.freeze(s.primary)
+  const next = await primaryOf(s.cluster, 'the backup to take over from the hung primary')
+  t.equal(next.id, s.backup, 'the backup leads and is primary')
+  await progress(s.wl, 'the client to leave the hung primary for the new one')
+
+  s.cluster.thaw(s.primary)
+  const old = await until('the old primary to step down', 20_000, async () => {
+    const st = await s.cluster.procs.get(s.primary)!.status()
+    return st && st.role !== 'leader' && st.vm?.role === 'backup' ? st : undefined
+  })
+  t.equal(old.leader, s.backup, 'it follows the new primary')
+  await until("the old primary to become the new primary's backup", 30_000, async () => {
+    const st = await s.cluster.procs.get(s.backup)!.status()
+    return st?.vm?.protected && st.vm.hasBackup
+  })
+  t.pass('the new primary is protected again by the old one')
+  await syncs(s.cluster, s.backup, 3)
+  await progress(s.wl, 'the client to carry on')
+  await readBack(t, s)
+})

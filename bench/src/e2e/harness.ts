@@ -70,6 +70,9 @@ export interface RunSpec {
     readonly minIntervalMs?: number
     readonly maxHeldAgeMs?: number
     readonly periodMs?: number
+    readonly outputSettledSamples?: number
+    readonly quietWindowMs?: number
+    readonly quietMaxMs?: number
   }
   readonly loadS: number
   readonly memoryMiB: number

@@ -9,11 +9,13 @@
 //
 //   cd bench && pnpm e2e [--quick] [--load-s 30] [--memory 128] [--clients 50] [--iter 1000]
 //                        [--iter-replicated 500] [--no-relay] [--only vsmr,remus,direct,relay]
-//                        [--min-interval-ms N] [--max-held-age-ms N] [--period-ms N]
+//                        [--min-interval-ms N] [--max-held-age-ms N] [--period-ms N] [--output-settled N]
+//                        [--quiet-window-ms N] [--quiet-max-ms N]
 //                        [--file-reads auto|mmap|pread] [--device-state snapshot|migration]
 //                        [--out NAME]   (results/NAME.json; default e2e, or e2e-subset with --only)
-//   (--min-interval-ms, --max-held-age-ms and --period-ms override the idle monitor's policy on
-//   both Plover configurations; --file-reads how their hash workers read guest RAM;
+//   (--min-interval-ms, --max-held-age-ms, --period-ms and --output-settled override the idle monitor's policy on
+//   both Plover configurations, --quiet-window-ms and --quiet-max-ms how long each side waits for
+//   its guest to go quiet before pausing; --file-reads how their hash workers read guest RAM;
 //   --device-state the form of device state their primaries send)
 //
 // Root, QEMU and the guest image needed (see examples/qemu-redis/README.md).
@@ -38,6 +40,9 @@ const { values } = parseArgs({
     'min-interval-ms': { type: 'string' },
     'max-held-age-ms': { type: 'string' },
     'period-ms': { type: 'string' },
+    'output-settled': { type: 'string' },
+    'quiet-window-ms': { type: 'string' },
+    'quiet-max-ms': { type: 'string' },
     'file-reads': { type: 'string' },
     'device-state': { type: 'string' },
     out: { type: 'string' },
@@ -50,7 +55,15 @@ const base = {
   clients: Number(values.clients),
   iterationRequests: Number(values.iter),
 }
-const policyFlag = (name: 'min-interval-ms' | 'max-held-age-ms' | 'period-ms') => {
+const policyFlag = (
+  name:
+    | 'min-interval-ms'
+    | 'max-held-age-ms'
+    | 'period-ms'
+    | 'output-settled'
+    | 'quiet-window-ms'
+    | 'quiet-max-ms',
+) => {
   const v = values[name]
   if (v === undefined) return undefined
   const n = Number(v)
@@ -62,6 +75,9 @@ const syncPolicy = Object.fromEntries(
     minIntervalMs: policyFlag('min-interval-ms'),
     maxHeldAgeMs: policyFlag('max-held-age-ms'),
     periodMs: policyFlag('period-ms'),
+    outputSettledSamples: policyFlag('output-settled'),
+    quietWindowMs: policyFlag('quiet-window-ms'),
+    quietMaxMs: policyFlag('quiet-max-ms'),
   }).filter(([, v]) => v !== undefined),
 )
 /** The value of --`name` if it is one of `allowed`; undefined when the flag is absent. */

@@ -60,8 +60,14 @@ t.test('a valid voter file parses with defaults', async (t) => {
     shutdownTimeoutMs: 3000,
     compactAfterEntries: 64,
     vm: { ...vm, hashFileReads: 'pread' },
+    sync: { outputSettledSamples: 2, quietWindowMs: 20, quietMaxMs: 100 },
   })
   t.equal(tuned.precopy, false)
+  t.same(
+    tuned.sync,
+    { ...DEFAULT_SYNC, outputSettledSamples: 2, quietWindowMs: 20, quietMaxMs: 100 },
+    'optional sync settings on top of the defaults',
+  )
   t.equal(tuned.shutdownTimeoutMs, 3000)
   t.equal(tuned.compactAfterEntries, 64)
   t.equal(tuned.vm?.hashFileReads, 'pread')
@@ -152,6 +158,11 @@ const bad: [string, unknown, RegExp][] = [
   ['bad sync mode', { ...voter, syncMode: 'colo' }, /syncMode/],
   ['precopy not a boolean', { ...voter, precopy: 'yes' }, /precopy must be true or false/],
   ['sync intervals reversed', { ...voter, sync: { minIntervalMs: 2000 } }, /minIntervalMs exceeds/],
+  [
+    'output settled not a count',
+    { ...voter, sync: { outputSettledSamples: 0.5 } },
+    /sync\.outputSettledSamples/,
+  ],
   ['not an object', [1, 2], /JSON object/],
 ]
 for (const [name, doc, msg] of bad) {

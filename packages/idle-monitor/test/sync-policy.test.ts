@@ -168,6 +168,63 @@ t.test('output pressure by age of the oldest held frame', async (t) => {
   t.same(s.reasons(), ['output-pressure'])
 })
 
+// A closed-loop client: the guest answers a burst of requests (frames go out and are held), then
+// waits on the wire for the held answers to be released while its CPU still looks busy.
+const answering = { framesOut: 4, heldBytes: 2000, heldAgeMs: 5 }
+const answered = { framesOut: 0, heldBytes: 2000, heldAgeMs: 5 }
+
+t.test('output settled: off by default, whatever the wire does', async (t) => {
+  const s = new PolicyScript({ ...cfg, maxHeldAgeMs: 10_000 }, BASE).busy(10, answering).busy(30, answered)
+  t.same(s.fired, [], 'a busy guest with held, settled output gets no early sync by default')
+})
+
+t.test('output settled: due once the guest emitted nothing for outputSettledSamples intervals', async (t) => {
+  const s = new PolicyScript({ ...cfg, maxHeldAgeMs: 10_000, outputSettledSamples: 2 }, BASE)
+  s.busy(10, answering)
+  t.same(s.fired, [], 'no sync while answers are still going out')
+  s.busy(1, answered)
+  t.same(s.fired, [], 'one quiet interval is not enough')
+  const before = s.sampleCount
+  s.busy(1, answered)
+  t.same(s.reasons(), ['output-settled'], 'the second quiet interval makes it due, CPU busy or not')
+  t.equal(s.fired[0].sample, before + 1)
+})
+
+t.test('output settled: an answer in between restarts the count', async (t) => {
+  const s = new PolicyScript({ ...cfg, maxHeldAgeMs: 10_000, outputSettledSamples: 2 }, BASE)
+  s.busy(10, answering).busy(1, answered).busy(1, answering).busy(1, answered)
+  t.same(s.fired, [])
+  s.busy(1, answered)
+  t.same(s.reasons(), ['output-settled'])
+})
+
+t.test('output settled: never sooner than minIntervalMs after the last sync', async (t) => {
+  const s = new PolicyScript({ ...cfg, maxHeldAgeMs: 10_000, outputSettledSamples: 1 }, BASE)
+  s.busy(10, answering).sync()
+  const syncedAt = s.atMs
+  s.busy(1, answering).busy(10, answered)
+  t.same(s.reasons(), ['output-settled'])
+  t.equal(s.fired[0].atMs - syncedAt, 50, 'due on the sample at the 50 ms minimum, settled since long before')
+})
+
+t.test('output settled: nothing held, or no output probe, is never settled', async (t) => {
+  const quiet = new PolicyScript({ ...cfg, maxHeldAgeMs: 10_000, outputSettledSamples: 1 }, BASE)
+  quiet.busy(30, { framesOut: 0, heldBytes: 0 })
+  t.same(quiet.fired, [], 'a guest that emitted nothing and holds nothing has nothing to release')
+  const blind = new PolicyScript({ ...cfg, maxHeldAgeMs: 10_000, outputSettledSamples: 1 }, BASE, true, false)
+  blind.busy(30, answered)
+  t.same(blind.fired, [], 'without an output probe the trigger cannot tell')
+})
+
+t.test('output settled: the count restarts after a sync', async (t) => {
+  const s = new PolicyScript({ ...cfg, maxHeldAgeMs: 10_000, outputSettledSamples: 3 }, BASE)
+  s.busy(10, answering).busy(2, answered).sync()
+  s.busy(10, answering).busy(2, answered)
+  t.same(s.fired, [], 'two quiet intervals before the sync and two after do not add up')
+  s.busy(1, answered)
+  t.same(s.reasons(), ['output-settled'])
+})
+
 t.test('nothing held is never pressure, whatever the reported age', async (t) => {
   const s = new PolicyScript({ ...cfg, maxHeldAgeMs: 10 }, BASE).busy(50, { heldBytes: 0, heldAgeMs: 500 })
   t.same(s.fired, [])

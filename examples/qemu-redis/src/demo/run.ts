@@ -78,6 +78,9 @@ export interface DemoOptions {
     readonly minIntervalMs?: number
     readonly maxHeldAgeMs?: number
     readonly periodMs?: number
+    readonly outputSettledSamples?: number
+    readonly quietWindowMs?: number
+    readonly quietMaxMs?: number
   }
   /** Run the checker (default true). Benchmarks turn it off: its one-at-a-time SETs are extra load. */
   readonly checker?: boolean

@@ -45,6 +45,18 @@ export interface SyncTuning {
   readonly maxHeldAgeMs: number
   readonly periodMs: number
   /**
+   * Sync once output is held and the guest emitted none for this many idle-monitor periods
+   * (the policy's output-settled trigger). Unset: off.
+   */
+  readonly outputSettledSamples?: number
+  /**
+   * Before pausing for a sync, each side waits until its guest emitted no frame for
+   * `quietWindowMs` (default 5), at most `quietMaxMs` (default 50): a backup that lags behind
+   * the primary finishes the epoch's requests first (more identical pages, later replies).
+   */
+  readonly quietWindowMs?: number
+  readonly quietMaxMs?: number
+  /**
    * Benchmarks: sync every `fixedIntervalMs` instead of when the idle monitor says so (same
    * preconditions: a caught-up backup, one sync at a time). Unset: the idle monitor (default).
    */

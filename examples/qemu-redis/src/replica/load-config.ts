@@ -44,7 +44,7 @@ FILE (JSON):
             "deviceState": "snapshot" (optional; "migration") } }
   optional: "tickMs" (${DEFAULT_TICK_MS}), "electionTicks" (${DEFAULT_ELECTION_TICKS}),
   "compactAfterEntries" (${DEFAULT_COMPACT_AFTER_ENTRIES}: log records before a sync cut that trigger a compaction), "sync": { "maxIntervalMs", "minIntervalMs",
-  "maxHeldAgeMs", "periodMs", "fixedIntervalMs" }, "syncMode" ("vsmr" | "remus"), "precopy", "reportSyncs",
+  "maxHeldAgeMs", "periodMs", "outputSettledSamples", "quietWindowMs", "quietMaxMs", "fixedIntervalMs" }, "syncMode" ("vsmr" | "remus"), "precopy", "reportSyncs",
   "shutdownTimeoutMs" (\${DEFAULT_SHUTDOWN_TIMEOUT_MS}: after SIGTERM, exit 1 if the clean shutdown takes longer).
   A voter needs "vm" (and root or CAP_NET_ADMIN); a witness has none.
 Without --config the same JSON is read from $${CONFIG_ENV}.
@@ -122,7 +122,13 @@ function parsePeer(v: unknown, i: number): PeerEntry {
 function parseSync(v: unknown): SyncTuning {
   if (v === undefined) return DEFAULT_SYNC
   if (!isObject(v)) throw new ConfigError('sync must be an object')
-  known(v, 'sync', [...Object.keys(DEFAULT_SYNC), 'fixedIntervalMs'])
+  known(v, 'sync', [
+    ...Object.keys(DEFAULT_SYNC),
+    'outputSettledSamples',
+    'quietWindowMs',
+    'quietMaxMs',
+    'fixedIntervalMs',
+  ])
   const out: Record<string, number> = { ...DEFAULT_SYNC }
   for (const [k, val] of Object.entries(v)) out[k] = positiveInt(val, `sync.${k}`)
   if (out.minIntervalMs > out.maxIntervalMs)

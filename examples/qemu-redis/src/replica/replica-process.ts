@@ -301,7 +301,8 @@ export class ReplicaProcess {
       needFull: true,
       ...(cfg.syncMode ? { mode: cfg.syncMode } : {}),
       ...(cfg.precopy === false ? { precopy: false as const } : {}),
-      quietMaxMs: 50,
+      quietMaxMs: cfg.sync.quietMaxMs ?? 50,
+      ...(cfg.sync.quietWindowMs ? { quietWindowMs: cfg.sync.quietWindowMs } : {}),
       // TCG guests on a loaded 2-core host: a full sync of the RAM file takes seconds.
       peerTimeoutMs: 60_000,
       followLeadership: false,
@@ -447,6 +448,7 @@ export class ReplicaProcess {
         maxIntervalMs: cfg.sync.maxIntervalMs,
         minIntervalMs: cfg.sync.minIntervalMs,
         maxHeldAgeMs: cfg.sync.maxHeldAgeMs,
+        ...(cfg.sync.outputSettledSamples ? { outputSettledSamples: cfg.sync.outputSettledSamples } : {}),
       },
       calibration: { windowMs: 1000, minIntervals: 10 },
     })

@@ -11,7 +11,7 @@ export interface PolicyConfig {
   readonly idleFloorCores: number
   /** Bytes of disk I/O per interval still counted as quiet. Default 0. */
   readonly ioQuietBytes: number
-  /** No idle or output-pressure sync sooner than this after the last one completed, ms. Default 50. */
+  /** No idle, output-pressure or output-settled sync sooner than this after the last one completed, ms. Default 50. */
   readonly minIntervalMs: number
   /** A sync is forced this long after the last one completed, idle or not, ms. Default 1000. */
   readonly maxIntervalMs: number
@@ -19,6 +19,13 @@ export interface PolicyConfig {
   readonly maxHeldBytes: number
   /** Output pressure: oldest held frame at or above this age, ms. Default 100. */
   readonly maxHeldAgeMs: number
+  /**
+   * Output settled: output is held and the guest emitted no frame for this many consecutive
+   * intervals. WHY: a request/response guest under a closed-loop load answers what it was given
+   * and then goes quiet on the wire well before its CPU reads idle; every held reply waits for
+   * this sync, so waiting longer only delays them. 0 turns it off. Default 0.
+   */
+  readonly outputSettledSamples: number
   /**
    * Idle syncs only follow activity since the last sync (a busy interval, disk I/O, output
    * frames or held output). WHY: a guest that stayed idle since the last sync has (almost) nothing to send;
@@ -38,6 +45,7 @@ export const DEFAULT_POLICY: PolicyConfig = {
   maxIntervalMs: 1000,
   maxHeldBytes: 1 << 20,
   maxHeldAgeMs: 100,
+  outputSettledSamples: 0,
   requireActivitySinceSync: true,
   evidenceSamples: 5,
 }
@@ -60,6 +68,7 @@ export function resolvePolicyConfig(partial: Partial<PolicyConfig> = {}): Policy
     'minIntervalMs',
     'maxHeldBytes',
     'maxHeldAgeMs',
+    'outputSettledSamples',
   ] as const
   for (const k of nonNegative) if (!(c[k] >= 0)) throw new RangeError(`policy.${k} must be >= 0, got ${c[k]}`)
   if (c.minIntervalMs > c.maxIntervalMs) {

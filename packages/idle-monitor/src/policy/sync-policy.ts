@@ -27,7 +27,9 @@ export interface Decision {
  *  1. idle — idleSamples consecutive idle intervals, ≥ minIntervalMs since the last sync, and
  *     (by default) some activity since the last sync;
  *  2. output-pressure — held bytes or oldest held age at their bound, ≥ minIntervalMs since the last sync;
- *  3. max-interval — ≥ maxIntervalMs since the last sync.
+ *  3. output-settled (when outputSettledSamples > 0) — output held and none emitted for that many
+ *     intervals, ≥ minIntervalMs since the last sync;
+ *  4. max-interval — ≥ maxIntervalMs since the last sync.
  * After a trigger the policy stays `due` until syncStarted/syncCompleted; if neither comes
  * within maxIntervalMs it re-emits (reason max-interval) so a lost event cannot stall syncing.
  */
@@ -40,6 +42,8 @@ export class SyncPolicy {
   private dueAtMs = 0
   private phaseValue: PolicyPhase = 'waiting'
   private streak = 0
+  /** Consecutive intervals that ended with output held and emitted none. */
+  private settled = 0
   private activity = false
   private readonly history: IntervalSample[] = []
 
@@ -85,6 +89,9 @@ export class SyncPolicy {
     if (this.phaseValue === 'syncing') return this.decision(interval, classification)
 
     this.streak = interval.idle ? this.streak + 1 : 0
+    // Unknown frame counts (no probe, or a failed reading) never count as quiet.
+    const held = (interval.heldBytes ?? 0) > 0
+    this.settled = held && interval.framesOut === 0 ? this.settled + 1 : 0
     // Held output also proves activity: the guest answered something since the last sync.
     const produced = (interval.framesOut ?? 0) > 0 || (interval.heldBytes ?? 0) > 0
     if (interval.idle === false || produced || (interval.ioBytes ?? 0) > 0) this.activity = true
@@ -107,6 +114,7 @@ export class SyncPolicy {
   syncStarted(_atMs: number): void {
     this.phaseValue = 'syncing'
     this.streak = 0
+    this.settled = 0
   }
 
   /** The sync finished: the interval clock restarts here and the next interval starts fresh. */
@@ -114,6 +122,7 @@ export class SyncPolicy {
     this.phaseValue = 'waiting'
     this.lastSyncAtMs = atMs
     this.streak = 0
+    this.settled = 0
     this.activity = false
     // WHY drop the previous observation: the next interval would span the pause.
     this.prev = undefined
@@ -129,6 +138,8 @@ export class SyncPolicy {
     const pressured =
       held > 0 && (held >= c.maxHeldBytes || (interval.oldestHeldAgeMs ?? 0) >= c.maxHeldAgeMs)
     if (pastMin && pressured) return 'output-pressure'
+    if (pastMin && c.outputSettledSamples > 0 && this.settled >= c.outputSettledSamples)
+      return 'output-settled'
     if (since >= c.maxIntervalMs) return 'max-interval'
     return undefined
   }

@@ -4,8 +4,9 @@ import type { IntervalSample } from './observation.js'
  * - `idle`: CPU within the idle band and disk quiet for `idleSamples` intervals.
  * - `max-interval`: `maxIntervalMs` passed since the last sync, idle or not.
  * - `output-pressure`: held output reached `maxHeldBytes` or `maxHeldAgeMs`.
+ * - `output-settled`: output is held and none was emitted for `outputSettledSamples` intervals.
  */
-export type SyncReason = 'idle' | 'max-interval' | 'output-pressure'
+export type SyncReason = 'idle' | 'max-interval' | 'output-pressure' | 'output-settled'
 
 export interface SyncDue {
   readonly reason: SyncReason

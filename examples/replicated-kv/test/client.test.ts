@@ -52,7 +52,8 @@ async function server(t: Test, behave: Behaviour) {
   return { endpoint: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`, seen }
 }
 
-t.test('a replica that never answers is left after one timeout; the next one serves', async (t) => {
+/** A hung replica listed first, a live one second, and a client with a short timeout. */
+async function hungThenLive(t: Test) {
   const hung = await server(t, 'silent')
   const live = await server(t, 'answer')
   const client = new KvClusterClient({
@@ -61,6 +62,11 @@ t.test('a replica that never answers is left after one timeout; the next one ser
     requestTimeoutMs: 300,
   })
   t.teardown(() => client.close())
+  return { hung, live, client }
+}
+
+t.test('a replica that never answers is left after one timeout; the next one serves', async (t) => {
+  const { hung, live, client } = await hungThenLive(t)
   const started = Date.now()
   const r = await client.call(KvOp.Set, 'k', 'v', Date.now() + 10_000)
   t.equal(r.status, KvStatus.Ok, 'the request was answered')
@@ -71,14 +77,7 @@ t.test('a replica that never answers is left after one timeout; the next one ser
 })
 
 t.test('every request pipelined on the abandoned connection is retried elsewhere', async (t) => {
-  const hung = await server(t, 'silent')
-  const live = await server(t, 'answer')
-  const client = new KvClusterClient({
-    endpoints: [hung.endpoint, live.endpoint],
-    clientId: 8,
-    requestTimeoutMs: 300,
-  })
-  t.teardown(() => client.close())
+  const { hung, live, client } = await hungThenLive(t)
   const rs = await Promise.all(
     Array.from({ length: 10 }, (_, i) => client.call(KvOp.Set, `k${i}`, 'v', Date.now() + 10_000)),
   )

@@ -55,6 +55,23 @@ async function syncs(cluster: DemoCluster, id: number, n: number): Promise<void>
   await until(`${n} syncs on replica ${id}`, 20_000, async () => (await count()) >= from + n)
 }
 
+/**
+ * The last act of a scenario: SIGKILL of `victim` (the primary), `heir` must take over and the
+ * client carry on; then every acknowledged write is read back.
+ */
+async function killPrimaryAndReadBack(
+  t: Test,
+  s: Awaited<ReturnType<typeof running>>,
+  victim: number,
+  heir: { id: number; who: string },
+): Promise<void> {
+  await s.cluster.sigkill(victim)
+  const next = await primaryOf(s.cluster, `${heir.who} to take over`)
+  t.equal(next.id, heir.id, `${heir.who} (${heir.id}) took over with the witness vote`)
+  await progress(s.wl, `the client to carry on with ${heir.who} as primary`)
+  await readBack(t, s)
+}
+
 /** Stops the workload and reads every acknowledged write back through the cluster. */
 async function readBack(t: Test, s: Awaited<ReturnType<typeof running>>): Promise<void> {
   await s.wl.stop()
@@ -77,11 +94,7 @@ t.test('a second failover onto the spare that re-protected the first survivor', 
   await progress(s.wl, 'the client to carry on with the spare as backup')
 
   // The spare's VM came from a full sync plus incremental ones: now it must carry the service.
-  await s.cluster.sigkill(survivor.id)
-  const second = await primaryOf(s.cluster, 'the spare to take over')
-  t.equal(second.id, 4, 'the spare took over with the witness vote')
-  await progress(s.wl, 'the client to carry on with the spare as primary')
-  await readBack(t, s)
+  await killPrimaryAndReadBack(t, s, survivor.id, { id: 4, who: 'the spare' })
 })
 
 t.test('the backup dies: the primary serves unprotected, then the restarted backup takes over', async (t) => {
@@ -99,11 +112,7 @@ t.test('the backup dies: the primary serves unprotected, then the restarted back
   const r = await reprotect(s.cluster, s.primary, s.backup, s.backup)
   t.pass(`the restarted backup protected the primary again after ${r.ms} ms`)
   await syncs(s.cluster, s.primary, 3)
-  await s.cluster.sigkill(s.primary)
-  const next = await primaryOf(s.cluster, 'the restarted backup to take over')
-  t.equal(next.id, s.backup, 'the restarted backup took over')
-  await progress(s.wl, 'the client to carry on')
-  await readBack(t, s)
+  await killPrimaryAndReadBack(t, s, s.primary, { id: s.backup, who: 'the restarted backup' })
 })
 
 t.test('the witness dies and restarts: syncs never stop, and it then elects the backup', async (t) => {
@@ -121,11 +130,10 @@ t.test('the witness dies and restarts: syncs never stop, and it then elects the 
     const witness = await s.cluster.procs.get(3)!.status()
     return witness?.commitIndex !== undefined && witness.commitIndex >= (leader?.commitIndex ?? Infinity)
   })
-  await s.cluster.sigkill(s.primary)
-  const next = await primaryOf(s.cluster, 'the backup to take over with the restarted witness')
-  t.equal(next.id, s.backup, 'the backup took over with the restarted witness vote')
-  await progress(s.wl, 'the client to carry on')
-  await readBack(t, s)
+  await killPrimaryAndReadBack(t, s, s.primary, {
+    id: s.backup,
+    who: 'the backup (restarted witness voting)',
+  })
 })
 
 t.test('a primary that hangs and comes back steps down; it never serves beside the new one', async (t) => {

@@ -12,11 +12,12 @@
 //                        [--min-interval-ms N] [--max-held-age-ms N] [--period-ms N] [--output-settled N]
 //                        [--quiet-window-ms N] [--quiet-max-ms N]
 //                        [--file-reads auto|mmap|pread] [--device-state snapshot|migration]
-//                        [--out NAME]   (results/NAME.json; default e2e, or e2e-subset with --only)
+//                        [--link-mbit N] [--out NAME]   (results/NAME.json; default e2e, or e2e-subset with --only)
 //   (--min-interval-ms, --max-held-age-ms, --period-ms and --output-settled override the idle monitor's policy on
 //   both Plover configurations, --quiet-window-ms and --quiet-max-ms how long each side waits for
 //   its guest to go quiet before pausing; --file-reads how their hash workers read guest RAM;
-//   --device-state the form of device state their primaries send)
+//   --device-state the form of device state their primaries send; --link-mbit N limits the
+//   replicas' network to N Mbit/s as between hosts, see shaped-link.ts)
 //
 // Root, QEMU and the guest image needed (see examples/qemu-redis/README.md).
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -25,6 +26,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { fmt, fmtBytes, type RunOutcome, type RunSpec, runConfig, table } from './harness.js'
+import { insideShapedNamespace, reexecShaped, shapeLoopback } from './shaped-link.js'
 
 const { values } = parseArgs({
   options: {
@@ -46,8 +48,14 @@ const { values } = parseArgs({
     'file-reads': { type: 'string' },
     'device-state': { type: 'string' },
     out: { type: 'string' },
+    'link-mbit': { type: 'string' },
   },
 })
+const linkMbit = values['link-mbit'] === undefined ? undefined : Number(values['link-mbit'])
+if (linkMbit !== undefined && !(linkMbit > 0))
+  throw new Error(`--link-mbit must be > 0, got ${values['link-mbit']}`)
+if (linkMbit !== undefined && !insideShapedNamespace()) process.exit(await reexecShaped())
+if (linkMbit !== undefined) shapeLoopback(linkMbit)
 const loadS = Number(values['load-s'] ?? (values.quick ? 12 : 30))
 const base = {
   loadS,
@@ -118,7 +126,8 @@ const t0 = Date.now()
 const print = (l: string) => process.stdout.write(`${l}\n`)
 print(
   `e2e: ${specs.length} configurations × ${loadS} s load, ${base.memoryMiB} MiB guests, redis-benchmark -c ${base.clients} SET + GET, ` +
-    `${base.iterationRequests} (unreplicated) / ${replicated.iterationRequests} (Plover) requests per iteration`,
+    `${base.iterationRequests} (unreplicated) / ${replicated.iterationRequests} (Plover) requests per iteration` +
+    (linkMbit !== undefined ? `, replicas' network ${linkMbit} Mbit/s` : ''),
 )
 const outcomes: RunOutcome[] = []
 for (const spec of specs) {
@@ -236,6 +245,7 @@ const result = {
     ...(Object.keys(syncPolicy).length > 0 ? { syncPolicy } : {}),
     hashFileReads: fileReads ?? 'auto',
     deviceState: deviceState ?? 'snapshot',
+    ...(linkMbit !== undefined ? { linkMbit } : {}),
   },
   outcomes,
   ratios: {

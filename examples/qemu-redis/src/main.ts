@@ -36,6 +36,10 @@ function summary(r: DemoResult): string {
         : '—',
     ],
     [
+      '--hang: thaw → old primary stepped down / protects the new one',
+      r.thawed ? `${r.thawed.steppedDownMs} / ${r.thawed.protectedMs} ms` : '—',
+    ],
+    [
       'redis-benchmark still running at the end (no connection error)',
       r.benchmark.runningAtEnd === undefined ? '—' : r.benchmark.runningAtEnd ? 'yes' : 'NO',
     ],
@@ -58,12 +62,14 @@ function verdictOk(r: DemoResult): boolean {
     c.readable === c.acked &&
     c.missingCount === 0 &&
     c.wrongCount === 0 &&
-    (!wantSecond || r.secondFailover?.clientOutageMs !== undefined)
+    (!wantSecond || r.secondFailover?.clientOutageMs !== undefined) &&
+    (!process.argv.includes('--hang') || r.thawed !== undefined)
   )
 }
 
 const wantSecond = process.argv.includes('--second-failover')
 const demo = new Demo({
+  failure: process.argv.includes('--hang') ? 'hang' : 'kill',
   noFailover: process.argv.includes('--no-failover'),
   rejoin: process.argv.includes('--restart') ? 'restart' : 'spare',
   secondFailover: wantSecond,

@@ -6,6 +6,8 @@
 // GET /metrics is scraped once (consensus state, VM counters and vmsync's metrics). The second
 // test restarts the killed replica instead of a spare, then kills the new primary as well: the
 // restarted replica, synced in full and then incrementally, carries the checker's connection.
+// The third freezes the primary (SIGSTOP) instead: thawed, it must step down and become the
+// backup of the replica that replaced it, with no membership change.
 //
 // Skipped unless root + QEMU + guest image; FAILS instead under PLOVER_REQUIRE_QEMU=1.
 import http from 'node:http'
@@ -176,6 +178,40 @@ t.test(
     t.ok((c?.acked ?? 0) > 0, `SETs were acknowledged (${c?.acked})`)
     t.equal(c?.missingCount, 0, 'no acknowledged SET is missing')
     t.equal(c?.wrongCount, 0, 'no acknowledged SET has a wrong value')
+    t.equal(c?.readable, c?.acked, 'every acknowledged SET is readable')
+  },
+)
+
+t.test(
+  'qemu-redis: a primary that hangs is replaced; thawed, it steps down and becomes the new backup',
+  async (t) => {
+    if (!qemuEnvironment(t)) return
+    const lines: string[] = []
+    const demo = new Demo({
+      failure: 'hang',
+      loadBeforeKillS: 8,
+      loadAfterTakeoverS: 4,
+      benchClients: 2,
+      deadlineMs: 270_000,
+      print: (l) => lines.push(l),
+    })
+    t.teardown(() => demo.cleanup())
+    const r = await demo.run().catch((err: Error) => {
+      t.comment(lines.join('\n'))
+      throw err
+    })
+    t.comment(lines.join('\n'))
+    t.ok(r.promotedMs !== undefined, `the backup took over from the hung primary (${r.promotedMs} ms)`)
+    t.ok(
+      r.thawed,
+      `thawed, the old primary stepped down and protects the new one (${JSON.stringify(r.thawed)})`,
+    )
+    t.same(r.notDone, [], 'every step was done')
+    const c = r.checker
+    t.ok(c?.connectionSurvived, "the checker's TCP connection survived")
+    t.ok((c?.acksAfterKill ?? 0) > 0, 'SETs were acknowledged by the new primary')
+    t.equal(c?.missingCount, 0, 'no acknowledged SET is missing')
+    t.equal(c?.wrongCount, 0, 'no acknowledged SET has a wrong value (no answer from the old primary)')
     t.equal(c?.readable, c?.acked, 'every acknowledged SET is readable')
   },
 )

@@ -61,6 +61,12 @@ export interface DemoOptions {
    * over from the VM its (pre-copied) full sync and the syncs since gave it (default false).
    */
   readonly secondFailover?: boolean
+  /**
+   * 'hang' instead of the kill: the primary's QEMU and replica process are stopped (SIGSTOP, a
+   * frozen host or one cut off from the others) and thawed once the backup serves; the old
+   * primary must step down and become the new primary's backup (no spare, no membership change).
+   */
+  readonly failure?: 'kill' | 'hang'
   readonly print?: (line: string) => void
   // --- benchmark options (defaults keep the example's behaviour) ---
   /** vmsync mode of both voters (default 'vsmr'). */
@@ -121,6 +127,13 @@ export interface DemoResult {
   readonly failedOver: boolean
   /** The second kill (`secondFailover`): the new primary, ms from its kill. */
   readonly secondFailover?: Takeover & { readonly victimId: number; readonly heirId: number }
+  /** `failure: 'hang'`: the thawed old primary, ms from its thaw. */
+  readonly thawed?: {
+    /** It reported that it no longer leads and its VM is a backup. */
+    readonly steppedDownMs: number
+    /** The new primary was protected again with it as the backup (after a full sync). */
+    readonly protectedMs: number
+  }
   readonly notDone: string[]
   /** The client load (before the kill): redis-benchmark CSV rows and the primary's status. */
   readonly load?: LoadResult
@@ -239,6 +252,42 @@ export class Demo {
   }
 
   private readonly killed = new Set<number>()
+  /** Replicas stopped with SIGSTOP: [QEMU pid, replica pid]; thawed before any cleanup. */
+  private readonly frozen = new Map<number, [number, number]>()
+
+  /**
+   * SIGCONT to a frozen old primary; waits until it has stepped down to a backup and the new
+   * primary is protected again by it (a full sync: its VM went its own way meanwhile).
+   */
+  private async thaw(before: ReplicaStatus, primaryId: number): Promise<DemoResult['thawed']> {
+    const p = this.print
+    const id = before.id
+    this.thawPids(id)
+    const t0 = Date.now()
+    p(`• thaw replica ${id} and its QEMU`)
+    await this.waitFor(`replica ${id} to step down`, 60_000, () => {
+      const s = this.status.get(id)
+      return s && s.term > before.term && s.consensusRole !== 'leader' && s.vm?.role === 'backup'
+    })
+    const steppedDownMs = Date.now() - t0
+    p(`  it stepped down after ${steppedDownMs} ms (follows replica ${this.status.get(id)?.leader})`)
+    await this.waitFor(`replica ${primaryId} to be protected by ${id} again`, 300_000, () => {
+      const s = this.status.get(primaryId)?.vm
+      return s?.protected && s.hasBackup && this.status.get(id)?.vm?.trusted
+    })
+    const protectedMs = Date.now() - t0
+    p(`  replica ${primaryId} is protected again by ${id} after ${protectedMs} ms (full sync)`)
+    return { steppedDownMs, protectedMs }
+  }
+
+  private thawPids(id: number): void {
+    for (const pid of this.frozen.get(id) ?? []) {
+      try {
+        process.kill(pid, 'SIGCONT')
+      } catch {}
+    }
+    this.frozen.delete(id)
+  }
 
   private async waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined | false): Promise<T> {
     const until = Math.min(Date.now() + timeoutMs, this.deadline)
@@ -424,9 +473,11 @@ export class Demo {
     }
 
     // --- failover ---
-    const first = await this.failover(before, backupId, checker, notDone)
+    const hang = this.o.failure === 'hang'
+    const first = await this.failover(before, backupId, checker, notDone, hang ? 'hang' : 'kill')
+    const thawed = hang ? await this.thaw(before, backupId) : undefined
     const reprotect =
-      this.o.reprotect === false
+      this.o.reprotect === false || hang
         ? undefined
         : await this.reprotect(primary.id, backupId, startReplica, notDone)
     const afterS = this.o.loadAfterTakeoverS ?? 8
@@ -476,6 +527,7 @@ export class Demo {
         .map((st) => ({ id: st.id, firstIndex: st.logFirstIndex, compactions: st.compactions })),
       failedOver: true,
       secondFailover: second,
+      thawed,
       reprotect,
       notDone,
       load,
@@ -491,16 +543,23 @@ export class Demo {
     heirId: number,
     checker: CheckerHandle,
     notDone: string[],
+    how: 'kill' | 'hang' = 'kill',
   ): Promise<Takeover & { readonly killedAt: number }> {
     const p = this.print
     const qemuPid = victim.vm!.qemuPid
-    p(`• kill -9 primary QEMU (pid ${qemuPid}) and replica process ${victim.id} (pid ${victim.pid})`)
-    this.killed.add(victim.id)
+    const signal = how === 'kill' ? 'SIGKILL' : 'SIGSTOP'
+    p(
+      how === 'kill'
+        ? `• kill -9 primary QEMU (pid ${qemuPid}) and replica process ${victim.id} (pid ${victim.pid})`
+        : `• freeze (SIGSTOP) primary QEMU (pid ${qemuPid}) and replica process ${victim.id} (pid ${victim.pid})`,
+    )
+    if (how === 'kill') this.killed.add(victim.id)
+    else this.frozen.set(victim.id, [qemuPid, victim.pid])
     const tKill = Date.now()
     try {
-      process.kill(qemuPid, 'SIGKILL')
+      process.kill(qemuPid, signal)
     } catch {}
-    this.children.get(victim.id)?.kill('SIGKILL')
+    this.children.get(victim.id)?.kill(signal)
     const elected = await this.waitFor(`replica ${heirId} to be elected`, 120_000, () => {
       const b = this.status.get(heirId)
       return b && b.consensusRole === 'leader' && b.term > victim.term ? Date.now() : undefined
@@ -519,7 +578,9 @@ export class Demo {
       return undefined
     })
     if (firstAck)
-      p(`  checker’s next SET acknowledged ${firstAck - tKill} ms after the kill (same connection)`)
+      p(
+        `  checker’s next SET acknowledged ${firstAck - tKill} ms after the ${how === 'kill' ? 'kill' : 'freeze'} (same connection)`,
+      )
     return {
       killedAt: tKill,
       electedMs: elected - tKill,
@@ -831,6 +892,8 @@ export class Demo {
   /** Idempotent: replica processes (SIGTERM, then SIGKILL), clients, network, RAM files, temp dir. */
   cleanup(): Promise<void> {
     this.cleaning ??= (async () => {
+      // A stopped process takes SIGTERM only once it runs again.
+      for (const id of [...this.frozen.keys()]) this.thawPids(id)
       for (const c of this.clients) c.kill('SIGKILL')
       const exits = [...this.children.values()]
         .filter((c) => c.exitCode === null && c.signalCode === null)

@@ -8,8 +8,10 @@
 //     primary is paused.
 // Reported per run: the new primary's pause for that full sync, pages sent while paused and
 // before, bytes, and time from the spare joining to outputs protected again.
+// With --against digests both variants pre-copy and the anchor instead hashes every page again
+// for the comparison (reuseScanDigests: false) rather than taking the RAM scan's digests.
 //
-//   cd bench && pnpm vmsync:reprotect [--memory 128] [--clients 50] [--runs 1]
+//   cd bench && pnpm vmsync:reprotect [--memory 128] [--clients 50] [--runs 1] [--against precopy|digests]
 //
 // Root, QEMU and the guest image needed (see examples/qemu-redis/README.md).
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -30,8 +32,18 @@ interface ReprotectDemo {
   cleanup(): Promise<void>
 }
 
-interface Row {
+interface Variant {
   readonly precopy: boolean
+  readonly reuseScanDigests: boolean
+  readonly label: string
+  readonly anchor: boolean
+}
+
+interface Row {
+  readonly variant: string
+  readonly anchor: boolean
+  readonly precopy: boolean
+  readonly reuseScanDigests: boolean
   readonly run: number
   readonly ok: boolean
   readonly error?: string
@@ -55,8 +67,22 @@ const { values } = parseArgs({
     memory: { type: 'string', default: '128' },
     clients: { type: 'string', default: '50' },
     runs: { type: 'string', default: '1' },
+    against: { type: 'string', default: 'precopy' },
   },
 })
+const against = values.against
+if (against !== 'precopy' && against !== 'digests')
+  throw new Error(`--against takes precopy or digests, got ${against}`)
+const variants: Variant[] =
+  against === 'precopy'
+    ? [
+        { precopy: true, reuseScanDigests: true, label: 'pre-copy', anchor: false },
+        { precopy: false, reuseScanDigests: true, label: 'no pre-copy', anchor: true },
+      ]
+    : [
+        { precopy: true, reuseScanDigests: true, label: 'scan digests', anchor: false },
+        { precopy: true, reuseScanDigests: false, label: 'hashed again', anchor: true },
+      ]
 const memoryMiB = Number(values.memory)
 const clients = Number(values.clients)
 const runs = Number(values.runs)
@@ -66,10 +92,10 @@ const { Demo } = (await import(pathToFileURL(DEMO_RUN).href)) as {
 
 const rows: Row[] = []
 for (let run = 1; run <= runs; run++) {
-  for (const precopy of [true, false]) {
-    console.log(
-      `• run ${run}, ${precopy ? 'pre-copy' : 'no pre-copy'}: ${memoryMiB} MiB guests, -c ${clients}`,
-    )
+  for (const v of variants) {
+    const { precopy, reuseScanDigests } = v
+    const tag = { variant: v.label, anchor: v.anchor, precopy, reuseScanDigests }
+    console.log(`• run ${run}, ${v.label}: ${memoryMiB} MiB guests, -c ${clients}`)
     const reports: (SyncReportMsg & { readonly id?: number })[] = []
     const load = loadavg()[0]
     const demo = new Demo({
@@ -78,6 +104,7 @@ for (let run = 1; run <= runs; run++) {
       loadBeforeKillS: 8,
       loadAfterTakeoverS: 6,
       precopy,
+      reuseScanDigests,
       deadlineMs: 600_000,
       onSyncReport: (r: SyncReportMsg) => reports.push(r),
       print: (l: string) => console.log(`    ${l}`),
@@ -89,7 +116,7 @@ for (let run = 1; run <= runs; run++) {
         (x) => x.id === r.backupId && x.side === 'primary' && x.mode.startsWith('Full'),
       )
       rows.push({
-        precopy,
+        ...tag,
         run,
         ok: full !== undefined && r.reprotect !== undefined,
         ...(full
@@ -111,7 +138,7 @@ for (let run = 1; run <= runs; run++) {
       })
     } catch (err) {
       await demo.cleanup().catch(() => {})
-      rows.push({ precopy, run, ok: false, error: (err as Error).message, loadavg: load })
+      rows.push({ ...tag, run, ok: false, error: (err as Error).message, loadavg: load })
     }
   }
 }
@@ -123,8 +150,9 @@ console.log(
   table(
     [
       'run',
-      'pre-copy',
+      'variant',
       'primary pause',
+      'hash step',
       'pages pre-copied',
       'pages sent paused',
       'bytes sent paused (device state)',
@@ -134,8 +162,9 @@ console.log(
     ],
     rows.map((r) => [
       String(r.run),
-      r.precopy ? 'yes' : 'no (anchor)',
+      r.anchor ? `${r.variant} (anchor)` : r.variant,
       r.ok ? `${fmt(r.pauseMs, 0)} ms` : `FAILED: ${r.error ?? r.notDone?.join('; ')}`,
+      r.stepsMs?.hash !== undefined ? `${fmt(r.stepsMs.hash, 1)} ms` : '—',
       r.ok ? String(r.precopiedPages) : '—',
       r.ok ? `${r.pausedSentPages} / ${r.pages}` : '—',
       `${fmtBytes(r.bytesSent)} (${fmtBytes(r.deviceStateSentBytes)})`,
@@ -146,15 +175,18 @@ console.log(
   ),
 )
 // The lower median for an even count (quantile's nearest rank).
-const pauseOf = (p: boolean) =>
+const pauseOf = (anchor: boolean) =>
   quantile(
-    rows.filter((r) => r.ok && r.precopy === p).map((r) => r.pauseMs!),
+    rows.filter((r) => r.ok && r.anchor === anchor).map((r) => r.pauseMs!),
     0.5,
   )
-const ratio = pauseOf(false) / pauseOf(true)
-console.log(`\nprimary pause without / with pre-copy: ${fmt(ratio, 2)}× (median over ${runs} run(s) each)`)
+const ratio = pauseOf(true) / pauseOf(false)
+console.log(
+  `\nprimary pause ${variants[1]!.label} / ${variants[0]!.label}: ${fmt(ratio, 2)}× (median over ${runs} run(s) each)`,
+)
 
-const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'results', 'vmsync-reprotect.json')
+const name = against === 'precopy' ? 'vmsync-reprotect' : 'vmsync-reprotect-digests'
+const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'results', `${name}.json`)
 mkdirSync(dirname(file), { recursive: true })
 writeFileSync(
   file,
@@ -163,9 +195,12 @@ writeFileSync(
       bench: 'vmsync-reprotect',
       date: new Date().toISOString(),
       loadavg: loadavg(),
-      options: { memoryMiB, clients, runs },
+      options: { memoryMiB, clients, runs, against },
       rows,
-      pauseWithoutOverWithPrecopy: Number.isFinite(ratio) ? ratio : null,
+      // Anchor's pause over the variant's (against precopy: without / with pre-copy).
+      ...(against === 'precopy'
+        ? { pauseWithoutOverWithPrecopy: Number.isFinite(ratio) ? ratio : null }
+        : { pauseHashedOverScanDigests: Number.isFinite(ratio) ? ratio : null }),
     },
     null,
     2,

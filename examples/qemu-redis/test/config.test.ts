@@ -57,12 +57,14 @@ t.test('a valid voter file parses with defaults', async (t) => {
   const tuned = parseReplicaProcessConfig({
     ...voter,
     precopy: false,
+    reuseScanDigests: false,
     shutdownTimeoutMs: 3000,
     compactAfterEntries: 64,
     vm: { ...vm, hashFileReads: 'pread' },
     sync: { outputSettledSamples: 2, quietWindowMs: 20, quietMaxMs: 100 },
   })
   t.equal(tuned.precopy, false)
+  t.equal(tuned.reuseScanDigests, false)
   t.same(
     tuned.sync,
     { ...DEFAULT_SYNC, outputSettledSamples: 2, quietWindowMs: 20, quietMaxMs: 100 },
@@ -157,6 +159,11 @@ const bad: [string, unknown, RegExp][] = [
   ['tap prefix too long', { ...voter, vm: { ...vm, tapPrefix: 'plvabcdefghij' } }, /vm\.tapPrefix/],
   ['bad sync mode', { ...voter, syncMode: 'colo' }, /syncMode/],
   ['precopy not a boolean', { ...voter, precopy: 'yes' }, /precopy must be true or false/],
+  [
+    'reuseScanDigests not a boolean',
+    { ...voter, reuseScanDigests: 1 },
+    /reuseScanDigests must be true or false/,
+  ],
   ['sync intervals reversed', { ...voter, sync: { minIntervalMs: 2000 } }, /minIntervalMs exceeds/],
   [
     'output settled not a count',

@@ -73,6 +73,8 @@ export interface DemoOptions {
   readonly syncMode?: 'vsmr' | 'remus'
   /** Every voter's replica config `precopy` (default true). */
   readonly precopy?: boolean
+  /** Every voter's replica config `reuseScanDigests` (default true). */
+  readonly reuseScanDigests?: boolean
   /** How both voters' hash workers read the RAM file (default 'auto': mapped when possible). */
   readonly hashFileReads?: 'auto' | 'mmap' | 'pread'
   /** The device-state form both voters send (default 'snapshot': loaded in place). */
@@ -367,6 +369,7 @@ export class Demo {
         },
         ...(this.o.syncMode ? { syncMode: this.o.syncMode } : {}),
         ...(this.o.precopy === false ? { precopy: false } : {}),
+        ...(this.o.reuseScanDigests === false ? { reuseScanDigests: false } : {}),
         ...(this.o.onSyncReport ? { reportSyncs: true } : {}),
         // GET /metrics, /status (the replica logs the URL as "HTTP endpoint listening").
         metrics: { host: '127.0.0.1', port: ports[ids.indexOf(id)].metrics },

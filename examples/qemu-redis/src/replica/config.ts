@@ -99,6 +99,11 @@ export interface ReplicaProcessConfig {
    * false: the full sync copies all of RAM while the primary is paused).
    */
   readonly precopy?: boolean
+  /**
+   * Syncs compare the digests the hash-scan tracker made while finding the dirty pages (default
+   * true); false hashes the compared pages again (benchmarks measure what the reuse saves).
+   */
+  readonly reuseScanDigests?: boolean
   /** Benchmarks: send a `sync-report` message per sync this replica completes (either side). */
   readonly reportSyncs?: boolean
   /** HTTP metrics/status endpoint; none without it. */

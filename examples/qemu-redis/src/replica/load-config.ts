@@ -44,7 +44,7 @@ FILE (JSON):
             "deviceState": "snapshot" (optional; "migration") } }
   optional: "tickMs" (${DEFAULT_TICK_MS}), "electionTicks" (${DEFAULT_ELECTION_TICKS}),
   "compactAfterEntries" (${DEFAULT_COMPACT_AFTER_ENTRIES}: log records before a sync cut that trigger a compaction), "sync": { "maxIntervalMs", "minIntervalMs",
-  "maxHeldAgeMs", "periodMs", "outputSettledSamples", "quietWindowMs", "quietMaxMs", "fixedIntervalMs" }, "syncMode" ("vsmr" | "remus"), "precopy", "reportSyncs",
+  "maxHeldAgeMs", "periodMs", "outputSettledSamples", "quietWindowMs", "quietMaxMs", "fixedIntervalMs" }, "syncMode" ("vsmr" | "remus"), "precopy", "reuseScanDigests", "reportSyncs",
   "shutdownTimeoutMs" (\${DEFAULT_SHUTDOWN_TIMEOUT_MS}: after SIGTERM, exit 1 if the clean shutdown takes longer).
   A voter needs "vm" (and root or CAP_NET_ADMIN); a witness has none.
 Without --config the same JSON is read from $${CONFIG_ENV}.
@@ -219,6 +219,7 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
     'sync',
     'syncMode',
     'precopy',
+    'reuseScanDigests',
     'reportSyncs',
     'metrics',
     'shutdownTimeoutMs',
@@ -262,6 +263,8 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
   const syncMode = optionalChoice(doc.syncMode, 'syncMode', ['vsmr', 'remus'] as const)
   if (doc.precopy !== undefined && typeof doc.precopy !== 'boolean')
     throw new ConfigError('precopy must be true or false')
+  if (doc.reuseScanDigests !== undefined && typeof doc.reuseScanDigests !== 'boolean')
+    throw new ConfigError('reuseScanDigests must be true or false')
   if (doc.reportSyncs !== undefined && typeof doc.reportSyncs !== 'boolean')
     throw new ConfigError('reportSyncs must be true or false')
   let metrics: ReplicaProcessConfig['metrics']
@@ -296,6 +299,7 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
     ...(doc.vm !== undefined ? { vm: parseVm(doc.vm, id) } : {}),
     ...(syncMode ? { syncMode } : {}),
     ...(doc.precopy === false ? { precopy: false } : {}),
+    ...(doc.reuseScanDigests === false ? { reuseScanDigests: false } : {}),
     ...(doc.reportSyncs ? { reportSyncs: true } : {}),
     ...(metrics ? { metrics } : {}),
   }

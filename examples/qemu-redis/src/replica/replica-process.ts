@@ -296,7 +296,9 @@ export class ReplicaProcess {
       log: olog,
       vm: qvm,
       tracker: qvm.dirty,
-      hasher,
+      // The sync takes the tracker's digests only from the very hasher object it hashes with: a
+      // wrapper turns the reuse off (reuseScanDigests: false).
+      hasher: cfg.reuseScanDigests === false ? { hash: (s, pages) => hasher.hash(s, pages) } : hasher,
       role: 'backup',
       needFull: true,
       ...(cfg.syncMode ? { mode: cfg.syncMode } : {}),

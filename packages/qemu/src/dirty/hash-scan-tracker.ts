@@ -1,8 +1,8 @@
 // DirtyTracker that works on every kernel: hash every page of guest RAM and compare with the hash
 // vector taken at the last reset(). Hashing is the pause-time floor, so it runs on vmsync's
 // worker-thread PageHasher straight from the RAM file. The vector of the last scan is exposed
-// (currentHashes) so the sync protocol does not hash the same pages a second time.
-import type { DirtyTracker, MemorySource, ScanVector } from '@plover/vmsync'
+// (currentDigests) so the sync protocol does not hash the same pages a second time.
+import type { DirtyTracker, MemorySource, ScanVector, TrackerDigests } from '@plover/vmsync'
 import { VmNotPausedError } from '../memory/errors.js'
 
 /** What the tracker needs from vmsync's PageHasher. */
@@ -96,6 +96,12 @@ export class HashScanTracker implements DirtyTracker {
     if (!latest || latest.stamp === undefined || latest.stamp !== stampBefore) return
     latest.stamp = stampAfter
     for (const p of indices) latest.written.add(p)
+  }
+
+  /** DirtyTracker.currentDigests: the exact vector, with the hasher that made it. */
+  currentDigests(): TrackerDigests | undefined {
+    const digests = this.currentHashes
+    return digests && { hasher: this.options.hasher, digests }
   }
 
   get digestBytes(): number | undefined {

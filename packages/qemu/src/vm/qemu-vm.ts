@@ -115,6 +115,7 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
         await (await this.#dirtyTracker()).reset()
         this.#writtenSinceReset.fill(0)
       },
+      currentDigests: () => this.#tracker?.tracker.currentDigests?.(),
     }
   }
 

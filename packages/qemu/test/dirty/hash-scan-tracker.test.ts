@@ -64,6 +64,9 @@ function setup(t: Fixture, kind: ScanKind) {
     write,
     read,
     counts,
+    hasher,
+    pool,
+    source: { kind: 'file', path, offset: 0, size: PAGES * PAGE } as MemorySource,
     stamp: () => stamp,
     setPaused: (p: boolean) => (paused = p),
     bumpStamp: () => stamp++,
@@ -183,6 +186,46 @@ for (const kind of ['block-first', 'page-by-page'] as const) {
       await tracker.reset() // baseline: page 40 as the host wrote it
       write([40], original) // the guest puts the old bytes back
       t.same(Array.from(await tracker.collect()), [40])
+    })
+
+    t.test('the digests it offers the sync are those of every page as it is now', async (t) => {
+      // WHY it matters: a sync that takes them instead of hashing compares the backup with them;
+      // one stale digest would leave a divergent page on the backup.
+      const { tracker, write, hasher, pool, source, stamp } = setup(t, kind)
+      t.equal(tracker.currentDigests(), undefined, 'nothing before the first scan')
+      await tracker.reset()
+      for (let cycle = 0; cycle < 4; cycle++) {
+        write([cycle * 3, 64 + cycle, 500, PAGES - 1])
+        await tracker.collect()
+        const offered = tracker.currentDigests()
+        t.equal(offered?.hasher, hasher, 'named with the hasher that made them')
+        const fresh = await pool.hash(
+          source,
+          Uint32Array.from({ length: PAGES }, (_, i) => i),
+        )
+        t.ok(
+          offered && Buffer.from(offered.digests).equals(Buffer.from(fresh)),
+          `cycle ${cycle}: equal to a fresh hash of every page`,
+        )
+        await tracker.reset()
+        // The host writes pages while paused (a backup applying a transfer): once patched, still exact.
+        write([700, 701])
+        tracker.noteWritten(Uint32Array.from([700, 701]), stamp() - 1, stamp())
+        t.equal(tracker.currentDigests(), undefined, 'stale until the written pages are re-hashed')
+        await tracker.collect()
+        const patched = tracker.currentDigests()
+        const again = await pool.hash(
+          source,
+          Uint32Array.from({ length: PAGES }, (_, i) => i),
+        )
+        t.ok(
+          patched && Buffer.from(patched.digests).equals(Buffer.from(again)),
+          `cycle ${cycle}: patched vector exact`,
+        )
+        await tracker.reset()
+      }
+      write([])
+      t.equal(tracker.currentDigests(), undefined, 'none once the VM may have run')
     })
 
     t.test('block-first rescans hash only changed blocks page by page', async (t) => {

@@ -39,6 +39,7 @@ import {
   type TransferEndMsg,
   type UnionMsg,
 } from './messages.js'
+import { digestsOf } from './page-digests.js'
 import { allPages, assertInRange } from './page-set.js'
 import type { PrecopyOptions } from './precopy-sender.js'
 import { PageStaging } from './staging.js'
@@ -188,7 +189,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
       return undefined
     }
     ch.setFloor(epoch)
-    const { vm, tracker, hasher } = this.o
+    const { vm, tracker } = this.o
     const t0 = performance.now()
     const sent0 = ch.bytesSent
     const recv0 = ch.bytesReceived
@@ -243,9 +244,9 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
       }
       if (isHashedSync(union.mode) && pages.length > 0) {
         const h0 = performance.now()
-        const hashes = await hasher.hash(vm.memorySource, pages)
+        const { digests: hashes, hashed } = await digestsOf(this.o, vm.memorySource, vm.pageCount, pages)
         hashMs = performance.now() - h0
-        hashedBytes = pages.length * vm.pageSize
+        hashedBytes = hashed ? pages.length * vm.pageSize : 0
         await ch.send({ type: SyncMessageType.Hashes, epoch, hashes })
         steps.lap('hash')
       }

@@ -42,6 +42,7 @@ import {
   SyncMessageType,
   SyncMode,
 } from './messages.js'
+import { digestsOf } from './page-digests.js'
 import { allPages, assertInRange, divergentPages, unionSorted } from './page-set.js'
 import { type PrecopyOptions, type PrecopyRound, PrecopySender } from './precopy-sender.js'
 import {
@@ -311,7 +312,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     }
     this.floor = epoch
     ch.setFloor(epoch)
-    const { vm, tracker, hasher, guard } = this.o
+    const { vm, tracker, guard } = this.o
     const t0 = performance.now()
     let sent0 = ch.bytesSent
     const recv0 = ch.bytesReceived
@@ -468,10 +469,10 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         let localP: Promise<Uint8Array> | undefined
         if (isHashedSync(mode) && union.length > 0) {
           const h0 = performance.now()
-          localP = hasher.hash(vm.memorySource, union)
-          await localP
+          const local = await digestsOf(this.o, vm.memorySource, vm.pageCount, union)
+          localP = Promise.resolve(local.digests)
           hashMs = performance.now() - h0
-          hashedBytes = union.length * vm.pageSize
+          hashedBytes = local.hashed ? union.length * vm.pageSize : 0
           steps.lap('hash')
         }
         const takeHashes = async (local: Promise<Uint8Array>) => {

@@ -68,4 +68,18 @@ export interface DirtyTracker {
   collect(): Promise<Uint32Array>
   /** The current contents become the baseline for the next collect(). The VM must be paused. */
   reset(): Promise<void>
+  /**
+   * Optional: the digest of every page from the scan behind the last collect()/reset(), while
+   * guest RAM cannot have changed since (undefined otherwise), and the hasher that made them. A
+   * tracker that hashes all of RAM to find changed pages (hash-scan) has the digests a sync
+   * compares already; the sync takes them only from the very hasher object it would use itself.
+   */
+  currentDigests?(): TrackerDigests | undefined
+}
+
+export interface TrackerDigests {
+  /** The object that hashed them: same object, same digest function and width. */
+  readonly hasher: object
+  /** Page p's digest at p × (byteLength / pageCount). Valid until the next collect()/reset(). */
+  readonly digests: Uint8Array
 }

@@ -98,10 +98,18 @@ export class HashScanTracker implements DirtyTracker {
     for (const p of indices) latest.written.add(p)
   }
 
-  /** DirtyTracker.currentDigests: the exact vector, with the hasher that made it. */
-  currentDigests(): TrackerDigests | undefined {
-    const digests = this.currentHashes
-    return digests && { hasher: this.options.hasher, digests }
+  /**
+   * DirtyTracker.currentDigests: the vector of every page as RAM is now, with the hasher that made
+   * it — the last scan's, after re-hashing the pages noted as written since, or a new scan. The VM
+   * must be paused (undefined otherwise). The buffer is reused by later scans.
+   */
+  async currentDigests(): Promise<TrackerDigests | undefined> {
+    if (!this.options.isPaused()) return undefined
+    const digests = (await this.#patched()) ?? (await this.#scan())
+    // A resume or write while hashing: the vector may not be RAM as it is.
+    if (this.#latest?.hashes !== digests || this.#latest.stamp !== this.options.changeStamp?.())
+      return undefined
+    return { hasher: this.options.hasher, digests }
   }
 
   get digestBytes(): number | undefined {

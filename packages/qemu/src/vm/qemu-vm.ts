@@ -115,7 +115,7 @@ export class QemuVm extends EventEmitter<ReplicatedVmEvents> implements Replicat
         await (await this.#dirtyTracker()).reset()
         this.#writtenSinceReset.fill(0)
       },
-      currentDigests: () => this.#tracker?.tracker.currentDigests?.(),
+      currentDigests: async () => (await this.#dirtyTracker()).currentDigests?.(),
     }
   }
 

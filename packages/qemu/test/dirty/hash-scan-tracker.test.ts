@@ -191,41 +191,40 @@ for (const kind of ['block-first', 'page-by-page'] as const) {
     t.test('the digests it offers the sync are those of every page as it is now', async (t) => {
       // WHY it matters: a sync that takes them instead of hashing compares the backup with them;
       // one stale digest would leave a divergent page on the backup.
-      const { tracker, write, hasher, pool, source, stamp } = setup(t, kind)
-      t.equal(tracker.currentDigests(), undefined, 'nothing before the first scan')
-      await tracker.reset()
-      for (let cycle = 0; cycle < 4; cycle++) {
-        write([cycle * 3, 64 + cycle, 500, PAGES - 1])
-        await tracker.collect()
-        const offered = tracker.currentDigests()
-        t.equal(offered?.hasher, hasher, 'named with the hasher that made them')
-        const fresh = await pool.hash(
-          source,
-          Uint32Array.from({ length: PAGES }, (_, i) => i),
-        )
+      const { tracker, write, hasher, pool, source, stamp, counts, setPaused } = setup(t, kind)
+      const everyPage = Uint32Array.from({ length: PAGES }, (_, i) => i)
+      const exact = async (what: string) => {
+        const offered = await tracker.currentDigests()
+        t.equal(offered?.hasher, hasher, `${what}: named with the hasher that made them`)
+        const fresh = Buffer.from(await pool.hash(source, everyPage))
         t.ok(
-          offered && Buffer.from(offered.digests).equals(Buffer.from(fresh)),
-          `cycle ${cycle}: equal to a fresh hash of every page`,
+          offered && Buffer.from(offered.digests).equals(fresh),
+          `${what}: equal to a fresh hash of every page`,
         )
+      }
+      await exact('before any scan (it scans)')
+      await tracker.reset()
+      for (let cycle = 0; cycle < 3; cycle++) {
+        write([cycle * 3, 64 + cycle, 500, PAGES - 1]) // the guest ran
+        await tracker.collect()
+        const scans = counts.fullScans
+        await exact(`cycle ${cycle}, right after collect()`)
+        t.equal(counts.fullScans, scans, 'the scan collect() made is reused')
         await tracker.reset()
-        // The host writes pages while paused (a backup applying a transfer): once patched, still exact.
+        // The host writes pages while paused (a backup applying a transfer).
         write([700, 701])
         tracker.noteWritten(Uint32Array.from([700, 701]), stamp() - 1, stamp())
-        t.equal(tracker.currentDigests(), undefined, 'stale until the written pages are re-hashed')
-        await tracker.collect()
-        const patched = tracker.currentDigests()
-        const again = await pool.hash(
-          source,
-          Uint32Array.from({ length: PAGES }, (_, i) => i),
-        )
-        t.ok(
-          patched && Buffer.from(patched.digests).equals(Buffer.from(again)),
-          `cycle ${cycle}: patched vector exact`,
-        )
+        const hashed = counts.pagesHashed
+        await exact(`cycle ${cycle}, after host writes`)
+        t.equal(counts.fullScans, scans, 'no new scan for them')
+        t.equal(counts.pagesHashed - hashed, 2, 'just the two written pages re-hashed')
+        write([900]) // the guest ran again, unnoted
+        await exact(`cycle ${cycle}, after the guest ran`)
+        t.equal(counts.fullScans, scans + 1, 'a new scan')
         await tracker.reset()
       }
-      write([])
-      t.equal(tracker.currentDigests(), undefined, 'none once the VM may have run')
+      setPaused(false)
+      t.equal(await tracker.currentDigests(), undefined, 'none while the VM runs')
     })
 
     t.test('block-first rescans hash only changed blocks page by page', async (t) => {

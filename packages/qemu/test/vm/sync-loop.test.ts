@@ -23,6 +23,7 @@ for (const deviceStateFormat of ['snapshot', 'migration'] as const satisfies Dev
       known: [b],
     })
     const primary = await QemuVm.open({ process: a.vm, hasher, deviceStateFormat })
+    t.teardown(() => primary.close())
     // removeRamOnClose: the backup's RAM file outlives the boot process it was created by.
     const backup = await QemuVm.open({ process: b.vm, hasher, standbys, removeRamOnClose: true })
     t.teardown(() => backup.close())

@@ -357,11 +357,16 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
   private maybeOfferPrecopy(): void {
     const ch = this.channel
     if (this.o.precopy === false || !this.needFullFlag || !ch?.isOpen || this.syncing || this.precopy) return
-    const { vm, hasher } = this.o
+    const { vm } = this.o
     const wasRunning = vm.runState === 'running'
     const offered = (async () => {
       await vm.pause()
-      const hashes = await hasher.hash(vm.memorySource, allPages(vm.pageCount))
+      const { digests: hashes } = await digestsOf(
+        this.o,
+        vm.memorySource,
+        vm.pageCount,
+        allPages(vm.pageCount),
+      )
       await ch.send({ type: SyncMessageType.PrecopyOffer, epoch: 0, hashes })
     })().catch((err: Error) => ch.close(err))
     this.precopy = { channel: ch, offered, writes: offered, pages: 0, wasRunning }
@@ -391,6 +396,9 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
     pre.writes = pre.writes.then(async () => {
       if (this.precopy !== pre) return
       await vm.writePages(m.indices, m.data)
+      // WHY now: a tracker that keeps digests (hash-scan) re-hashes just these pages, while the
+      // primary still runs; left for later, all pre-copied pages would be hashed in its pause.
+      await this.o.tracker.currentDigests?.()
       pre.pages += m.indices.length
       this.emit('precopy-pages', pre.pages)
     })

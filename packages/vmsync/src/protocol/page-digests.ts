@@ -1,7 +1,7 @@
 // The digests a sync compares, for the pages it compares. Hash-scan dirty tracking has just
-// hashed every page to find the dirty ones; hashing the union again would cost a full sync as
-// much as the scan itself (all of RAM, page by page). So the digests come from the tracker when
-// it offers them for RAM as it is now and made them with this very hasher; otherwise they are
+// hashed every page to find the dirty ones; hashing the union again would cost a full sync more
+// than the scan itself (all of RAM, page by page). So the digests come from the tracker when it
+// offers them for RAM as it is now and made them with this very hasher; otherwise they are
 // hashed here.
 import type { DirtyTracker, MemorySource } from '../vm/replicated-vm.js'
 import type { PageHashing } from './sync-options.js'
@@ -21,7 +21,7 @@ export async function digestsOf(
   pageCount: number,
   pages: Uint32Array,
 ): Promise<PageDigests> {
-  const known = o.tracker.currentDigests?.()
+  const known = await o.tracker.currentDigests?.()
   if (known && known.hasher === o.hasher && known.digests.byteLength === pageCount * DIGEST_BYTES) {
     // A copy: the tracker reuses its vector at the next collect()/reset().
     const out = new Uint8Array(pages.length * DIGEST_BYTES)

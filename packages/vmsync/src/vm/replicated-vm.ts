@@ -69,17 +69,19 @@ export interface DirtyTracker {
   /** The current contents become the baseline for the next collect(). The VM must be paused. */
   reset(): Promise<void>
   /**
-   * Optional: the digest of every page from the scan behind the last collect()/reset(), while
-   * guest RAM cannot have changed since (undefined otherwise), and the hasher that made them. A
-   * tracker that hashes all of RAM to find changed pages (hash-scan) has the digests a sync
-   * compares already; the sync takes them only from the very hasher object it would use itself.
+   * Optional: the digest of every page as guest RAM is now, and the hasher that made them;
+   * undefined while the VM runs. A tracker that hashes all of RAM to find changed pages
+   * (hash-scan) has them from its last scan, brings them up to date by re-hashing only the pages
+   * the host wrote since, or scans again (block-first, cheaper than hashing page by page). A sync
+   * takes them instead of hashing the pages it compares — only from the very hasher object it
+   * would use itself.
    */
-  currentDigests?(): TrackerDigests | undefined
+  currentDigests?(): Promise<TrackerDigests | undefined>
 }
 
 export interface TrackerDigests {
   /** The object that hashed them: same object, same digest function and width. */
   readonly hasher: object
-  /** Page p's digest at p × (byteLength / pageCount). Valid until the next collect()/reset(). */
+  /** Page p's digest at p × (byteLength / pageCount). Valid until the tracker is used again. */
   readonly digests: Uint8Array
 }

@@ -94,6 +94,45 @@ t.test('a dirty tracker that misses a page is caught', async (t) => {
   t.match(failures.join('\n'), /covers every page a running guest changes/)
 })
 
+/** Offers every page's digests while the VM is paused, made at collect(); `stale` keeps them past host writes. */
+function digestOffering(vm: SimulatedVm, opts: { stale: boolean }): DirtyTracker {
+  let digests: Uint8Array | undefined
+  const write = vm.writePages.bind(vm)
+  vm.writePages = async (indices, data) => {
+    await write(indices, data)
+    if (!opts.stale) digests = undefined
+  }
+  return {
+    collect: async () => {
+      const dirty = await vm.dirtyTracker.collect()
+      digests = await hasher.hash(vm.memorySource, 'all')
+      return dirty
+    },
+    reset: () => vm.dirtyTracker.reset(),
+    currentDigests: async () => {
+      if (vm.runState !== 'paused') return undefined
+      digests ??= await hasher.hash(vm.memorySource, 'all')
+      return { hasher, digests }
+    },
+  }
+}
+
+t.test(
+  'a tracker that offers exact digests passes; one that keeps them past a write is caught',
+  async (t) => {
+    const sound = await failuresFor(() => {
+      const vm = new SimulatedVm({ pageCount: 256 })
+      return { vm, dirty: digestOffering(vm, { stale: false }) }
+    })
+    t.same(sound, [], 'digests withdrawn on a host write: no failure')
+    const stale = await failuresFor(() => {
+      const vm = new SimulatedVm({ pageCount: 256 })
+      return { vm, dirty: digestOffering(vm, { stale: true }) }
+    })
+    t.match(stale.join('\n'), /after a host write: exact again/)
+  },
+)
+
 t.test('writePages accepted while running is caught', async (t) => {
   class Lax extends SimulatedVm {
     override async writePages(): Promise<void> {}

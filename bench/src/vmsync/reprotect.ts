@@ -10,8 +10,12 @@
 // before, bytes, and time from the spare joining to outputs protected again.
 // With --against digests both variants pre-copy and the anchor instead hashes every page again
 // for the comparison (reuseScanDigests: false) rather than taking the RAM scan's digests.
+// With --against thawed the primary is frozen (SIGSTOP) instead of killed and, once thawed, is
+// the new primary's backup again; the row is the new primary's first sync with it (its VM is
+// trusted and shares the last cut with the new primary, so that sync can be incremental); the
+// anchor is the spare with pre-copy.
 //
-//   cd bench && pnpm vmsync:reprotect [--memory 128] [--clients 50] [--runs 1] [--against precopy|digests]
+//   cd bench && pnpm vmsync:reprotect [--memory 128] [--clients 50] [--runs 1] [--against precopy|digests|thawed]
 //
 // Root, QEMU and the guest image needed (see examples/qemu-redis/README.md).
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -27,6 +31,7 @@ interface ReprotectDemo {
   run(): Promise<{
     readonly backupId: number
     readonly reprotect?: { readonly protectedMs: number; readonly fullSyncMs: number }
+    readonly thawed?: { readonly steppedDownMs: number; readonly protectedMs: number }
     readonly notDone: string[]
   }>
   cleanup(): Promise<void>
@@ -35,6 +40,8 @@ interface ReprotectDemo {
 interface Variant {
   readonly precopy: boolean
   readonly reuseScanDigests: boolean
+  /** 'hang': the old primary is frozen, thawed and becomes the backup (no spare). */
+  readonly failure?: 'hang'
   readonly label: string
   readonly anchor: boolean
 }
@@ -56,7 +63,7 @@ interface Row {
   readonly bytesSent?: number
   readonly deviceStateSentBytes?: number
   readonly stepsMs?: Readonly<Record<string, number>>
-  /** Spare added -> outputs protected again (includes the pre-copy rounds). */
+  /** Spare added (or old primary thawed) -> outputs protected again (includes pre-copy rounds). */
   readonly joinToProtectedMs?: number
   readonly notDone?: string[]
   readonly loadavg: number
@@ -71,18 +78,22 @@ const { values } = parseArgs({
   },
 })
 const against = values.against
-if (against !== 'precopy' && against !== 'digests')
-  throw new Error(`--against takes precopy or digests, got ${against}`)
-const variants: Variant[] =
-  against === 'precopy'
-    ? [
-        { precopy: true, reuseScanDigests: true, label: 'pre-copy', anchor: false },
-        { precopy: false, reuseScanDigests: true, label: 'no pre-copy', anchor: true },
-      ]
-    : [
-        { precopy: true, reuseScanDigests: true, label: 'scan digests', anchor: false },
-        { precopy: true, reuseScanDigests: false, label: 'hashed again', anchor: true },
-      ]
+const VARIANTS: Record<string, Variant[]> = {
+  precopy: [
+    { precopy: true, reuseScanDigests: true, label: 'pre-copy', anchor: false },
+    { precopy: false, reuseScanDigests: true, label: 'no pre-copy', anchor: true },
+  ],
+  digests: [
+    { precopy: true, reuseScanDigests: true, label: 'scan digests', anchor: false },
+    { precopy: true, reuseScanDigests: false, label: 'hashed again', anchor: true },
+  ],
+  thawed: [
+    { precopy: true, reuseScanDigests: true, label: 'thawed old primary', anchor: false, failure: 'hang' },
+    { precopy: true, reuseScanDigests: true, label: 'spare, pre-copy', anchor: true },
+  ],
+}
+const variants = VARIANTS[against!]
+if (!variants) throw new Error(`--against takes ${Object.keys(VARIANTS).join(', ')}; got ${against}`)
 const memoryMiB = Number(values.memory)
 const clients = Number(values.clients)
 const runs = Number(values.runs)
@@ -105,6 +116,7 @@ for (let run = 1; run <= runs; run++) {
       loadAfterTakeoverS: 6,
       precopy,
       reuseScanDigests,
+      ...(v.failure ? { failure: v.failure } : {}),
       deadlineMs: 600_000,
       onSyncReport: (r: SyncReportMsg) => reports.push(r),
       print: (l: string) => console.log(`    ${l}`),
@@ -112,13 +124,16 @@ for (let run = 1; run <= runs; run++) {
     try {
       const r = await demo.run()
       // The new primary's full sync of the spare: the first full one it ran as primary.
+      // A thawed old primary shares the new primary's last cut as its dirty baseline: its first
+      // sync may be incremental, so for it take the first sync at all.
       const full = reports.find(
-        (x) => x.id === r.backupId && x.side === 'primary' && x.mode.startsWith('Full'),
+        (x) =>
+          x.id === r.backupId && x.side === 'primary' && (v.failure === 'hang' || x.mode.startsWith('Full')),
       )
       rows.push({
         ...tag,
         run,
-        ok: full !== undefined && r.reprotect !== undefined,
+        ok: full !== undefined && (r.reprotect !== undefined || r.thawed !== undefined),
         ...(full
           ? {
               mode: full.mode,
@@ -131,8 +146,9 @@ for (let run = 1; run <= runs; run++) {
               deviceStateSentBytes: full.deviceStateSentBytes,
               stepsMs: full.stepsMs,
             }
-          : { error: 'no full sync report from the new primary' }),
+          : { error: 'no sync report from the new primary' }),
         ...(r.reprotect ? { joinToProtectedMs: r.reprotect.fullSyncMs } : {}),
+        ...(r.thawed ? { joinToProtectedMs: r.thawed.protectedMs } : {}),
         ...(r.notDone.length ? { notDone: r.notDone } : {}),
         loadavg: load,
       })
@@ -185,7 +201,7 @@ console.log(
   `\nprimary pause ${variants[1]!.label} / ${variants[0]!.label}: ${fmt(ratio, 2)}× (median over ${runs} run(s) each)`,
 )
 
-const name = against === 'precopy' ? 'vmsync-reprotect' : 'vmsync-reprotect-digests'
+const name = against === 'precopy' ? 'vmsync-reprotect' : `vmsync-reprotect-${against}`
 const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'results', `${name}.json`)
 mkdirSync(dirname(file), { recursive: true })
 writeFileSync(
@@ -200,7 +216,7 @@ writeFileSync(
       // Anchor's pause over the variant's (against precopy: without / with pre-copy).
       ...(against === 'precopy'
         ? { pauseWithoutOverWithPrecopy: Number.isFinite(ratio) ? ratio : null }
-        : { pauseHashedOverScanDigests: Number.isFinite(ratio) ? ratio : null }),
+        : { pauseAnchorOverVariant: Number.isFinite(ratio) ? ratio : null }),
     },
     null,
     2,

@@ -11,8 +11,8 @@
 //
 // Skipped unless root + QEMU + guest image; FAILS instead under PLOVER_REQUIRE_QEMU=1.
 import http from 'node:http'
-import t from 'tap'
-import { Demo } from '../src/demo/run.js'
+import t, { type Test } from 'tap'
+import { Demo, type DemoOptions, type DemoResult } from '../src/demo/run.js'
 import { qemuEnvironment } from './qemu-environment.js'
 
 t.test(
@@ -140,27 +140,41 @@ function httpGet(port: number, path: string): Promise<string> {
   })
 }
 
+/** A short bounded demo run (8 s of load before the failure, 4 s after), its output as comments. */
+async function shortDemo(t: Test, o: DemoOptions): Promise<DemoResult> {
+  const lines: string[] = []
+  const demo = new Demo({
+    loadBeforeKillS: 8,
+    loadAfterTakeoverS: 4,
+    benchClients: 2,
+    deadlineMs: 270_000,
+    print: (l) => lines.push(l),
+    ...o,
+  })
+  t.teardown(() => demo.cleanup())
+  const r = await demo.run().catch((err: Error) => {
+    t.comment(lines.join('\n'))
+    throw err
+  })
+  t.comment(lines.join('\n'))
+  return r
+}
+
+/** The checker's verdict: its connection survived and every acknowledged SET reads back right. */
+function checkerIntact(t: Test, r: DemoResult, connection: string): void {
+  const c = r.checker
+  t.ok(c?.connectionSurvived, `the checker's TCP connection survived ${connection}`)
+  t.ok((c?.acksAfterKill ?? 0) > 0, `SETs were acknowledged after the failure (${c?.acksAfterKill})`)
+  t.equal(c?.missingCount, 0, 'no acknowledged SET is missing')
+  t.equal(c?.wrongCount, 0, 'no acknowledged SET has a wrong value')
+  t.equal(c?.readable, c?.acked, 'every acknowledged SET is readable')
+}
+
 t.test(
   'qemu-redis: the killed replica restarts, re-protects the new primary, and takes over when that one is killed',
   async (t) => {
     if (!qemuEnvironment(t)) return
-    const lines: string[] = []
-    const demo = new Demo({
-      rejoin: 'restart',
-      secondFailover: true,
-      loadBeforeKillS: 8,
-      loadAfterTakeoverS: 4,
-      benchClients: 2,
-      compactAfterEntries: 64,
-      deadlineMs: 270_000,
-      print: (l) => lines.push(l),
-    })
-    t.teardown(() => demo.cleanup())
-    const r = await demo.run().catch((err: Error) => {
-      t.comment(lines.join('\n'))
-      throw err
-    })
-    t.comment(lines.join('\n'))
+    const r = await shortDemo(t, { rejoin: 'restart', secondFailover: true, compactAfterEntries: 64 })
     t.ok(r.failedOver, 'the primary was killed and the backup took over')
     t.ok(r.reprotect?.voter, 'the restarted replica had its full sync and became a voter again')
     t.comment(`re-protection: ${JSON.stringify(r.reprotect)}; logs: ${JSON.stringify(r.logs)}`)
@@ -173,12 +187,7 @@ t.test(
     t.equal(second?.heirId, r.primaryId, 'the restarted replica took over, from its synced VM')
     t.ok(second?.clientOutageMs !== undefined, 'the checker got SETs acknowledged after the second kill')
     t.same(r.notDone, [], 'every step was done')
-    const c = r.checker
-    t.ok(c?.connectionSurvived, "the checker's TCP connection survived both failovers")
-    t.ok((c?.acked ?? 0) > 0, `SETs were acknowledged (${c?.acked})`)
-    t.equal(c?.missingCount, 0, 'no acknowledged SET is missing')
-    t.equal(c?.wrongCount, 0, 'no acknowledged SET has a wrong value')
-    t.equal(c?.readable, c?.acked, 'every acknowledged SET is readable')
+    checkerIntact(t, r, 'both failovers')
   },
 )
 
@@ -186,32 +195,13 @@ t.test(
   'qemu-redis: a primary that hangs is replaced; thawed, it steps down and becomes the new backup',
   async (t) => {
     if (!qemuEnvironment(t)) return
-    const lines: string[] = []
-    const demo = new Demo({
-      failure: 'hang',
-      loadBeforeKillS: 8,
-      loadAfterTakeoverS: 4,
-      benchClients: 2,
-      deadlineMs: 270_000,
-      print: (l) => lines.push(l),
-    })
-    t.teardown(() => demo.cleanup())
-    const r = await demo.run().catch((err: Error) => {
-      t.comment(lines.join('\n'))
-      throw err
-    })
-    t.comment(lines.join('\n'))
+    const r = await shortDemo(t, { failure: 'hang' })
     t.ok(r.promotedMs !== undefined, `the backup took over from the hung primary (${r.promotedMs} ms)`)
     t.ok(
       r.thawed,
       `thawed, the old primary stepped down and protects the new one (${JSON.stringify(r.thawed)})`,
     )
     t.same(r.notDone, [], 'every step was done')
-    const c = r.checker
-    t.ok(c?.connectionSurvived, "the checker's TCP connection survived")
-    t.ok((c?.acksAfterKill ?? 0) > 0, 'SETs were acknowledged by the new primary')
-    t.equal(c?.missingCount, 0, 'no acknowledged SET is missing')
-    t.equal(c?.wrongCount, 0, 'no acknowledged SET has a wrong value (no answer from the old primary)')
-    t.equal(c?.readable, c?.acked, 'every acknowledged SET is readable')
+    checkerIntact(t, r, 'the hang and the thaw')
   },
 )

@@ -133,7 +133,7 @@ export interface DemoResult {
   readonly thawed?: {
     /** It reported that it no longer leads and its VM is a backup. */
     readonly steppedDownMs: number
-    /** The new primary was protected again with it as the backup (after a full sync). */
+    /** The new primary was protected again with it as the backup (after their first sync). */
     readonly protectedMs: number
   }
   readonly notDone: string[]
@@ -259,7 +259,7 @@ export class Demo {
 
   /**
    * SIGCONT to a frozen old primary; waits until it has stepped down to a backup and the new
-   * primary is protected again by it (a full sync: its VM went its own way meanwhile).
+   * primary is protected again by it (its first sync with the new primary).
    */
   private async thaw(before: ReplicaStatus, primaryId: number): Promise<DemoResult['thawed']> {
     const p = this.print
@@ -278,7 +278,7 @@ export class Demo {
       return s?.protected && s.hasBackup && this.status.get(id)?.vm?.trusted
     })
     const protectedMs = Date.now() - t0
-    p(`  replica ${primaryId} is protected again by ${id} after ${protectedMs} ms (full sync)`)
+    p(`  replica ${primaryId} is protected again by ${id} after ${protectedMs} ms`)
     return { steppedDownMs, protectedMs }
   }
 

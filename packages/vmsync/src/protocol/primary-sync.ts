@@ -486,9 +486,12 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
           identical = union.length - toSend.length
           steps.lap('waitHashes')
         }
-        // WHY wait for the backup's hashes while paused after a pre-copy: few pages differ by
-        // then, so copying only those beats copying all of RAM (the backup hashes meanwhile).
-        const copyAfterHashes = pre !== undefined && mode === SyncMode.FullCompared && localP
+        // WHY wait for the backup's hashes while paused in a full sync after a pre-copy, or with
+        // a trusted backup (a foreign baseline: it went its own way only since a recent cut): few
+        // pages differ, so copying only those beats copying all of RAM (the backup hashes
+        // meanwhile, from its tracker's scan when it keeps one).
+        const fewDiffer = pre !== undefined || !dirty.needFull
+        const copyAfterHashes = fewDiffer && mode === SyncMode.FullCompared && localP
         if (copyAfterHashes) await takeHashes(copyAfterHashes)
         const copied = copyAfterHashes ? toSend : union
         // Within the bound, copy those pages and let the VM run during the transfer; above it,

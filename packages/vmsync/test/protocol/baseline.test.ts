@@ -67,6 +67,11 @@ t.test(
     t.equal(pair.backup.needFull, false, 'B itself is trusted')
     const third = await syncBoth(pair, 3)
     t.equal(third.p?.mode, SyncMode.FullCompared, 'its baseline is not the primary’s: full sync')
+    const steps = Object.keys(third.p?.stepsMs ?? {})
+    t.ok(
+      steps.includes('waitHashes') && steps.indexOf('waitHashes') < steps.indexOf('copyPages'),
+      `a trusted backup: the paused primary waits for its hashes, then copies only what differs (${steps.join(' ')})`,
+    )
     const ps = await snapshot(pair.pvm)
     const bs = await snapshot(pair.bvm)
     t.ok(sameSnapshot(ps, bs), `B equals A again (${firstDiff(ps, bs)})`)

@@ -187,6 +187,11 @@ t.test('a full compared sync takes every page’s digest from the primary’s sc
   const before = await snapshot(pair.pvm)
   const { p } = await syncBoth(pair, 1)
   t.equal(p?.mode, SyncMode.FullCompared)
+  const steps = Object.keys(p?.stepsMs ?? {})
+  t.ok(
+    steps.indexOf('copyPages') < steps.indexOf('waitHashes'),
+    `a fresh backup, not pre-copied: the primary copies all of RAM and resumes before its hashes (${steps.join(' ')})`,
+  )
   t.equal(p?.hashedBytes, 0, 'the primary hashed no page again')
   t.equal(hasher.pages, 0, 'its hasher was not called for the comparison')
   const after = await snapshot(pair.bvm)

@@ -160,7 +160,7 @@ for (let run = 1; run <= runs; run++) {
 }
 
 console.log(
-  `\nRe-protection under redis-benchmark -c ${clients} (SET + GET), ${memoryMiB} MiB guests: the new primary's full sync of the spare`,
+  `\nRe-protection under redis-benchmark -c ${clients} (SET + GET), ${memoryMiB} MiB guests: the new primary's ${against === 'thawed' ? 'first sync with its new backup' : 'full sync of the spare'}`,
 )
 console.log(
   table(

@@ -538,8 +538,9 @@ export class Demo {
   }
 
   /**
-   * kill -9 of the primary's QEMU and replica process, then the heir's election (with the
-   * witness's vote), its promotion, and the checker's first acknowledged SET after the kill.
+   * kill -9 of the primary's QEMU and replica process (or SIGSTOP of both, `how: 'hang'`), then
+   * the heir's election (with the witness's vote), its promotion, and the checker's first
+   * acknowledged SET after the failure.
    */
   private async failover(
     victim: ReplicaStatus,

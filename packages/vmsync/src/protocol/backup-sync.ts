@@ -244,7 +244,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
       }
       if (isHashedSync(union.mode) && pages.length > 0) {
         const h0 = performance.now()
-        const { digests: hashes, hashed } = await digestsOf(this.o, vm.memorySource, vm.pageCount, pages)
+        const { digests: hashes, hashed } = await digestsOf(this.o, pages)
         hashMs = performance.now() - h0
         hashedBytes = hashed ? pages.length * vm.pageSize : 0
         await ch.send({ type: SyncMessageType.Hashes, epoch, hashes })
@@ -361,12 +361,7 @@ export class BackupSync extends EventEmitter<BackupSyncEvents> {
     const wasRunning = vm.runState === 'running'
     const offered = (async () => {
       await vm.pause()
-      const { digests: hashes } = await digestsOf(
-        this.o,
-        vm.memorySource,
-        vm.pageCount,
-        allPages(vm.pageCount),
-      )
+      const { digests: hashes } = await digestsOf(this.o, allPages(vm.pageCount))
       await ch.send({ type: SyncMessageType.PrecopyOffer, epoch: 0, hashes })
     })().catch((err: Error) => ch.close(err))
     this.precopy = { channel: ch, offered, writes: offered, pages: 0, wasRunning }

@@ -3,11 +3,8 @@
 // than the scan itself (all of RAM, page by page). So the digests come from the tracker when it
 // offers them for RAM as it is now and made them with this very hasher; otherwise they are
 // hashed here.
-import type { DirtyTracker, MemorySource } from '../vm/replicated-vm.js'
-import type { PageHashing } from './sync-options.js'
-
-/** Bytes per page digest in the sync protocol (128-bit). */
-export const DIGEST_BYTES = 16
+import { HASH_BYTES } from '../hashing/messages.js'
+import type { SyncSideOptions } from './sync-options.js'
 
 export interface PageDigests {
   readonly digests: Uint8Array
@@ -16,25 +13,24 @@ export interface PageDigests {
 }
 
 export async function digestsOf(
-  o: { readonly tracker: DirtyTracker; readonly hasher: PageHashing },
-  source: MemorySource,
-  pageCount: number,
+  o: Pick<SyncSideOptions, 'vm' | 'tracker' | 'hasher'>,
   pages: Uint32Array,
 ): Promise<PageDigests> {
+  const { pageCount, memorySource } = o.vm
   const known = await o.tracker.currentDigests?.()
-  if (known && known.hasher === o.hasher && known.digests.byteLength === pageCount * DIGEST_BYTES) {
+  if (known && known.hasher === o.hasher && known.digests.byteLength === pageCount * HASH_BYTES) {
     // A copy: the tracker reuses its vector at the next collect()/reset().
-    const out = new Uint8Array(pages.length * DIGEST_BYTES)
+    const out = new Uint8Array(pages.length * HASH_BYTES)
     const all = known.digests
     if (isEveryPage(pages, pageCount)) out.set(all)
     else
       for (let i = 0; i < pages.length; i++) {
-        const at = pages[i]! * DIGEST_BYTES
-        out.set(all.subarray(at, at + DIGEST_BYTES), i * DIGEST_BYTES)
+        const at = pages[i]! * HASH_BYTES
+        out.set(all.subarray(at, at + HASH_BYTES), i * HASH_BYTES)
       }
     return { digests: out, hashed: false }
   }
-  return { digests: await o.hasher.hash(source, pages), hashed: true }
+  return { digests: await o.hasher.hash(memorySource, pages), hashed: true }
 }
 
 function isEveryPage(pages: Uint32Array, pageCount: number): boolean {

@@ -7,6 +7,7 @@
 // PrecopyOffer, updated with every page sent since) and sends the difference. Reads race with the
 // guest, so a page sent may already be stale: that is why the full sync compares everything again
 // (pre-copy never decides correctness, only how much is left for the paused step).
+import { HASH_BYTES } from '../hashing/messages.js'
 import type { ReplicatedVm } from '../vm/replicated-vm.js'
 import type { SyncChannel } from './channel.js'
 import { SyncMessageType } from './messages.js'
@@ -113,7 +114,8 @@ export class PrecopySender {
         await this.channel.send({ type: SyncMessageType.PrecopyPages, epoch: 0, round, indices, data })
         bytes += this.channel.bytesSent - before
         // The backup now holds what we hashed (give or take a racing write: see the header).
-        for (const p of indices) this.backupHashes.set(own.subarray(p * 16, p * 16 + 16), p * 16)
+        for (const p of indices)
+          this.backupHashes.set(own.subarray(p * HASH_BYTES, (p + 1) * HASH_BYTES), p * HASH_BYTES)
         sent += indices.length
       }
       const r: PrecopyRound = {

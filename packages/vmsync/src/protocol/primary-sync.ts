@@ -22,6 +22,7 @@
 // dirty sets of cuts it never applied are kept (pagesSince).
 import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'eventemitter3'
+import { HASH_BYTES } from '../hashing/messages.js'
 import type { SyncLink } from '../link/link.js'
 import { LogRecordKind, type OrderedLog } from '../log/ordered-log.js'
 import { StepTimer } from '../metrics/step-timer.js'
@@ -466,23 +467,23 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         await resume()
       } else {
         // Everything the transfer needs, taken while paused.
-        let localP: Promise<Uint8Array> | undefined
+        let local: Uint8Array | undefined
         if (isHashedSync(mode) && union.length > 0) {
           const h0 = performance.now()
-          const local = await digestsOf(this.o, vm.memorySource, vm.pageCount, union)
-          localP = Promise.resolve(local.digests)
+          const d = await digestsOf(this.o, union)
+          local = d.digests
           hashMs = performance.now() - h0
-          hashedBytes = local.hashed ? union.length * vm.pageSize : 0
+          hashedBytes = d.hashed ? union.length * vm.pageSize : 0
           steps.lap('hash')
         }
-        const takeHashes = async (local: Promise<Uint8Array>) => {
+        const takeHashes = async (mine: Uint8Array) => {
           const peer = (await ch.take(epoch, [SyncMessageType.Hashes], this.peerMs)) as HashesMsg
-          if (peer.hashes.length !== union.length * 16) {
+          if (peer.hashes.length !== union.length * HASH_BYTES) {
             throw new ProtocolViolationError(
-              `backup sent ${peer.hashes.length / 16} hashes for ${union.length} pages`,
+              `backup sent ${peer.hashes.length / HASH_BYTES} hashes for ${union.length} pages`,
             )
           }
-          toSend = divergentPages(union, await local, peer.hashes)
+          toSend = divergentPages(union, mine, peer.hashes)
           identical = union.length - toSend.length
           steps.lap('waitHashes')
         }
@@ -491,8 +492,8 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         // pages differ, so copying only those beats copying all of RAM (the backup hashes
         // meanwhile, from its tracker's scan when it keeps one).
         const fewDiffer = pre !== undefined || !dirty.needFull
-        const copyAfterHashes = fewDiffer && mode === SyncMode.FullCompared && localP
-        if (copyAfterHashes) await takeHashes(copyAfterHashes)
+        const copyAfterHashes = fewDiffer && mode === SyncMode.FullCompared && local !== undefined
+        if (copyAfterHashes) await takeHashes(local!)
         const copied = copyAfterHashes ? toSend : union
         // Within the bound, copy those pages and let the VM run during the transfer; above it,
         // send from the paused VM (see PrimarySyncOptions.maxCopyBytes).
@@ -513,7 +514,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         this.cutAt(syncId, mode === SyncMode.FullCompared ? undefined : own)
         if (copy) await resume()
 
-        if (localP && !copyAfterHashes) await takeHashes(localP)
+        if (local && !copyAfterHashes) await takeHashes(local)
         const slot = pageSlots(copied, toSend)
         for (let i = 0; i < toSend.length; i += this.batchPages) {
           const indices = toSend.slice(i, i + this.batchPages)
@@ -679,10 +680,10 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
   private onPrecopyOffer(ch: SyncChannel, m: PrecopyOfferMsg | PrecopyPagesMsg): void {
     if (m.type !== SyncMessageType.PrecopyOffer || this.precopyOptions === false) return
     const { vm } = this.o
-    if (m.hashes.length !== vm.pageCount * 16) {
+    if (m.hashes.length !== vm.pageCount * HASH_BYTES) {
       ch.close(
         new ProtocolViolationError(
-          `pre-copy offer carries ${m.hashes.length / 16} hashes for a VM of ${vm.pageCount} pages`,
+          `pre-copy offer carries ${m.hashes.length / HASH_BYTES} hashes for a VM of ${vm.pageCount} pages`,
         ),
       )
       return

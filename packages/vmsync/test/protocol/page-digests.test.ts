@@ -4,8 +4,9 @@
 // trackers offer digests, which must leave the backup byte-equal without hashing again.
 import t from 'tap'
 import { hashPagesSync } from '../../src/hashing/index.js'
+import { HASH_BYTES } from '../../src/hashing/messages.js'
 import { SyncMode } from '../../src/protocol/messages.js'
-import { DIGEST_BYTES, digestsOf } from '../../src/protocol/page-digests.js'
+import { digestsOf } from '../../src/protocol/page-digests.js'
 import type { PageHashing } from '../../src/protocol/sync-options.js'
 import { SimulatedVm } from '../../src/simulated/index.js'
 import type { DirtyTracker, TrackerDigests } from '../../src/vm/replicated-vm.js'
@@ -77,53 +78,29 @@ t.test('digestsOf: the tracker’s vector only when it comes from the same hashe
     currentDigests: async () => d,
   })
   const some = Uint32Array.from([0, 5, 6, 40, 63])
+  const ask = (tracker: DirtyTracker, pages: Uint32Array) => digestsOf({ vm, tracker, hasher }, pages)
   const expect = (pages: Uint32Array) => Buffer.from(hashPagesSync(vm.memorySource, pages))
 
-  const taken = await digestsOf(
-    { tracker: offering({ hasher, digests: all }), hasher },
-    vm.memorySource,
-    64,
-    some,
-  )
+  const taken = await ask(offering({ hasher, digests: all }), some)
   t.notOk(taken.hashed, 'taken from the tracker')
   t.ok(Buffer.from(taken.digests).equals(expect(some)), 'the digests of exactly those pages, in order')
-  const whole = await digestsOf(
-    { tracker: offering({ hasher, digests: all }), hasher },
-    vm.memorySource,
-    64,
-    every(64),
-  )
+  const whole = await ask(offering({ hasher, digests: all }), every(64))
   t.ok(Buffer.from(whole.digests).equals(Buffer.from(all)), 'every page: the whole vector')
   t.not(whole.digests.buffer, all.buffer, 'a copy: the tracker reuses its vector')
   // Same length as every page but not every page (a peer's list): gathered page by page.
   const odd = Uint32Array.from({ length: 64 }, (_, i) => (i === 0 ? 1 : i))
-  const gathered = await digestsOf(
-    { tracker: offering({ hasher, digests: all }), hasher },
-    vm.memorySource,
-    64,
-    odd,
-  )
+  const gathered = await ask(offering({ hasher, digests: all }), odd)
   t.ok(Buffer.from(gathered.digests).equals(expect(odd)), 'a 64-entry list that is not 0..63 is gathered')
   t.equal(hasher.pages, 0, 'nothing was hashed so far')
 
   const other = countingHasher()
-  const foreign = await digestsOf(
-    { tracker: offering({ hasher: other, digests: all }), hasher },
-    vm.memorySource,
-    64,
-    some,
-  )
+  const foreign = await ask(offering({ hasher: other, digests: all }), some)
   t.ok(foreign.hashed, 'made by another hasher object: hashed again')
-  const short = await digestsOf(
-    { tracker: offering({ hasher, digests: all.subarray(0, 63 * DIGEST_BYTES) }), hasher },
-    vm.memorySource,
-    64,
-    some,
-  )
+  const short = await ask(offering({ hasher, digests: all.subarray(0, 63 * HASH_BYTES) }), some)
   t.ok(short.hashed, 'a vector that does not fit the VM: hashed again')
-  const none = await digestsOf({ tracker: offering(undefined), hasher }, vm.memorySource, 64, some)
+  const none = await ask(offering(undefined), some)
   t.ok(none.hashed, 'nothing offered: hashed')
-  const plain = await digestsOf({ tracker: vm.dirtyTracker, hasher }, vm.memorySource, 64, some)
+  const plain = await ask(vm.dirtyTracker, some)
   t.ok(plain.hashed, 'a tracker without currentDigests: hashed')
   t.equal(hasher.pages, some.length * 4, 'each fallback hashed just the pages asked for')
   t.ok(Buffer.from(none.digests).equals(expect(some)))

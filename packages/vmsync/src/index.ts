@@ -34,6 +34,9 @@ export * from './protocol/precopy-sender.js'
 export * from './protocol/primary-sync.js'
 export type { PageHashing, SyncSideOptions } from './protocol/sync-options.js'
 export * from './protocol/vm-replica.js'
+export * from './runtime/backup-progress.js'
+export * from './runtime/primacy-gate.js'
+export * from './runtime/sync-scheduler.js'
 export * from './simulated/index.js'
 export {
   type SimulatedCpuSample,

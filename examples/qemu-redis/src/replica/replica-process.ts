@@ -33,15 +33,17 @@ import {
 } from '@plover/qemu'
 import {
   ConsensusOrderedLog,
-  InputHistory,
   isFullSync,
   LogCompaction,
   PageHasher,
+  PrimacyGate,
   SyncLinks,
   SyncMode,
   type SyncReport,
+  SyncScheduler,
   VmReplica,
   VmsyncMetrics,
+  vmBackupCaughtUp,
 } from '@plover/vmsync'
 import type { ReplicaEvent, ReplicaMessage, ReplicaProcessConfig, ReplicaStatus } from './config.js'
 import { FollowingCpuProbe } from './following-cpu-probe.js'
@@ -52,7 +54,6 @@ import { bindError } from './preflight.js'
 import { formatSamples, type Sample } from './prom-text.js'
 
 const run = promisify(execFile)
-const CAUGHT_UP_SLACK = 1024
 const ROLE = { voter: MemberRole.Voter, witness: MemberRole.Witness, learner: MemberRole.Learner }
 const ROLE_NAME = ['voter', 'witness', 'learner']
 const CONSENSUS_ROLES = ['follower', 'precandidate', 'candidate', 'leader', 'witness']
@@ -290,8 +291,8 @@ export class ReplicaProcess {
 
     // --- VM replica ---
     const qvm = vm
-    // Still in the turn the replica opened in: no record has been applied yet.
-    const history = new InputHistory(olog)
+    // Still in the turn the replica opened in: no record has been applied yet, and the VM
+    // replica and the primacy gate (below) see every one.
     const vr = new VmReplica({
       log: olog,
       vm: qvm,
@@ -310,6 +311,22 @@ export class ReplicaProcess {
       followLeadership: false,
     })
     this.onCleanup(() => vr.close())
+    // --- leadership = primary, if this VM may serve (vmsync's PrimacyGate) ---
+    const gate = new PrimacyGate({ replica, log: olog, vm: vr })
+    this.onCleanup(async () => gate.close())
+    gate.on('promoted', ({ trusted, freshLog }) => {
+      log.info('promoted to primary: continuing from this VM state', { trusted, freshLog })
+      this.event('promoted', String(qvm.process.pid))
+    })
+    gate.on('demoted', () => {
+      log.warn('lost leadership: demoted to backup, held outputs dropped')
+      this.event('demoted')
+    })
+    gate.on('refused', () =>
+      log.error('leader with an untrusted VM: refusing to act as primary, handing leadership over'),
+    )
+    gate.on('transfer', (to) => log.warn('transferring leadership', { to }))
+    gate.on('transfer-failed', (reason) => log.error('leadership not handed over', { reason }))
     const metrics = new VmsyncMetrics({ labels: { replica: String(cfg.id) } })
     metrics.watch(vr)
     const n: VmCounters = {
@@ -455,53 +472,20 @@ export class ReplicaProcess {
       calibration: { windowMs: 1000, minIntervals: 10 },
     })
     this.onCleanup(async () => monitor.close())
-    let syncing = false
-    const syncDue = () => {
-      if (syncing || !(vr.primary?.hasBackup && this.backupCaughtUp())) {
-        monitor.syncCompleted()
-        return
-      }
-      syncing = true
-      monitor.syncStarted()
-      vr.requestSync().catch(() => syncOver())
-    }
-    monitor.on('sync-due', syncDue)
-    const syncOver = () => {
-      if (!syncing) return
-      syncing = false
-      monitor.syncCompleted()
-    }
-    vr.on('sync-completed', (r) => r.side === 'primary' && syncOver())
-    vr.on('sync-failed', (f) => f.side === 'primary' && syncOver())
-    vr.on('sync-skipped', syncOver)
+    // Only a primary with a connected, caught-up backup syncs; otherwise the policy's clock restarts.
     const fixedMs = cfg.sync.fixedIntervalMs
+    const scheduler = new SyncScheduler({
+      replica: vr,
+      ...(fixedMs ? {} : { trigger: monitor }),
+      ready: () => this.backupCaughtUp(),
+    })
+    this.onCleanup(async () => scheduler.close())
     if (fixedMs) {
       // Benchmarks: a fixed sync interval instead of the idle monitor's verdicts.
-      const fixed = setInterval(syncDue, fixedMs)
+      const fixed = setInterval(() => scheduler.syncNow('fixed-interval'), fixedMs)
       this.onCleanup(async () => clearInterval(fixed))
     } else monitor.start()
-
-    // --- leadership = primary ---
-    const onLeadership = (isLeader: boolean) => {
-      syncOver()
-      if (isLeader && vr.role !== 'primary') {
-        // A VM that never had its full sync may lead only a log that never carried an input.
-        if (!vr.trusted && history.carriedInput) {
-          log.error('leader with an untrusted VM: refusing to act as primary')
-          return
-        }
-        vr.promote({ trusted: !history.carriedInput })
-        log.info('promoted to primary: continuing from this VM state', { trusted: vr.trusted })
-        this.event('promoted', String(qvm.process.pid))
-      } else if (!isLeader && vr.role === 'primary') {
-        vr.demote()
-        log.warn('lost leadership: demoted to backup, held outputs dropped')
-        this.event('demoted')
-      }
-      links.refresh()
-    }
-    olog.on('leadership', onLeadership)
-    if (olog.isLeader) onLeadership(true)
+    olog.on('leadership', () => links.refresh())
   }
 
   private async removeTap(name: string): Promise<void> {
@@ -511,18 +495,7 @@ export class ReplicaProcess {
 
   /** Leader only: some other VM replica (voter or learner) has (almost) all of our log. */
   private backupCaughtUp(): boolean {
-    const st = this.replica?.status()
-    if (st?.role !== 'leader') return false
-    const vmMembers = new Set(
-      st.membership.members.filter((m) => m.role !== MemberRole.Witness).map((m) => m.id),
-    )
-    return st.progress.some(
-      (p) =>
-        p.id !== this.cfg.id &&
-        vmMembers.has(p.id) &&
-        p.state === 'replicate' &&
-        p.match >= st.lastIndex - CAUGHT_UP_SLACK,
-    )
+    return this.replica ? vmBackupCaughtUp(this.replica) : false
   }
 
   private members(): string {

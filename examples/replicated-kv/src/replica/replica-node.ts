@@ -10,14 +10,13 @@ import {
   type PeerAddress,
   Replica,
 } from '@plover/consensus'
-import { ConsensusOrderedLog, InputHistory, LogCompaction, SyncLinks } from '@plover/vmsync'
+import { ConsensusOrderedLog, LogCompaction, PrimacyGate, SyncLinks, vmBackupCaughtUp } from '@plover/vmsync'
 import type { NotLeaderInfo } from '../client/wire.js'
 import { ConfigError } from '../config/config-error.js'
 import { type ReplicaConfig, self } from '../config/replica-config.js'
 import type { Logger } from '../runtime/logger.js'
 import { ClientServer } from './client-server.js'
 import { HttpServer } from './http-server.js'
-import { PrimacyGate } from './primacy.js'
 import { formatSamples, type Sample } from './prom-text.js'
 import { VmStack } from './vm-stack.js'
 
@@ -27,11 +26,6 @@ const ROLE: Record<string, MemberRole> = {
   learner: MemberRole.Learner,
 }
 const ROLE_NAME = ['voter', 'witness', 'learner']
-/**
- * Log entries a backup may lag and still be synced with: the pipelined window of a busy leader
- * (an input batch per millisecond or so) — replaying that many takes milliseconds.
- */
-const CAUGHT_UP_SLACK = 1024
 
 /** Turns "address in use" and friends into one operator-readable line. */
 async function bind<T>(what: string, host: string, port: number, f: () => Promise<T>): Promise<T> {
@@ -158,11 +152,10 @@ export class ReplicaNode {
     this.compaction = new LogCompaction(this.log, this.log, { minEntries: cfg.compactAfterEntries })
     this.compaction.on('compacted', (index, epoch) => this.logger.debug('log compacted', { index, epoch }))
     this.compaction.on('error', (err) => this.logger.warn('log compaction failed', { error: err }))
-    // Synchronously after open: the replayed entries are applied from the next event-loop turn.
-    if (me.role === 'voter') this.primacy = new PrimacyGate(replica, new InputHistory(this.log), this.logger)
-
     if (me.role === 'voter') {
-      this.vm = await VmStack.start({
+      // Synchronously after open (the replayed entries are applied from the next event-loop
+      // turn): the VM replica and the gate must see every one of them.
+      const vm = VmStack.create({
         log: this.log,
         logger: this.logger,
         pages: cfg.vmPages,
@@ -170,14 +163,36 @@ export class ReplicaNode {
         replicaId: cfg.id,
         backupCaughtUp: () => this.backupCaughtUp(),
       })
-      this.vm.replica.guard.on('release', (f) => {
+      this.vm = vm
+      this.primacy = this.gate(vm)
+      vm.replica.guard.on('release', (f) => {
         // Belt and braces: only a leader's answers ever reach a client.
         if (this.log?.isLeader) this.clients?.deliver(f)
       })
-      this.primacy?.attach(this.vm)
       this.log.on('leadership', (isLeader) => this.onLeadership(isLeader))
       if (this.log.isLeader) this.onLeadership(true)
+      await vm.start()
     }
+  }
+
+  /** The VM is primary only while the log leads and the VM may serve (see vmsync's PrimacyGate). */
+  private gate(vm: VmStack): PrimacyGate {
+    const logger = this.logger
+    const gate = new PrimacyGate({ replica: this.replica!, log: this.log!, vm: vm.replica })
+    gate.on('promoted', ({ trusted, freshLog }) =>
+      logger.info('promoted to primary: continuing from this VM state', { trusted, freshLog }),
+    )
+    gate.on('demoted', () =>
+      logger.warn('lost leadership: demoted to backup, held outputs dropped; continuing as a backup', {
+        trusted: vm.trusted,
+      }),
+    )
+    gate.on('refused', () =>
+      logger.error('leader with an untrusted VM: refusing to act as primary, handing leadership over'),
+    )
+    gate.on('transfer', (to) => logger.warn('transferring leadership', { to }))
+    gate.on('transfer-failed', (reason) => logger.error('leadership not handed over', { reason }))
+    return gate
   }
 
   private onLeadership(isLeader: boolean): void {
@@ -186,25 +201,12 @@ export class ReplicaNode {
     })
     if (isLeader) this.failoverCount++
     if (!isLeader) this.clients?.dropAll('lost leadership')
-    this.primacy?.onLeadership(isLeader)
     this.links?.refresh()
   }
 
   /** Leader only: some other VM replica (voter or learner) has (almost) all of our log. */
   private backupCaughtUp(): boolean {
-    const st = this.replica?.status()
-    if (st?.role !== 'leader') return false
-    // VM replicas: voters and learners (a joining backup is a learner until its full sync).
-    const vmMembers = new Set(
-      st.membership.members.filter((m) => m.role !== MemberRole.Witness).map((m) => m.id),
-    )
-    return st.progress.some(
-      (p) =>
-        p.id !== this.cfg.id &&
-        vmMembers.has(p.id) &&
-        p.state === 'replicate' &&
-        p.match >= st.lastIndex - CAUGHT_UP_SLACK,
-    )
+    return this.replica ? vmBackupCaughtUp(this.replica) : false
   }
 
   private leaderHint(): NotLeaderInfo {

@@ -1,7 +1,8 @@
 // Everything a VM replica runs besides consensus: the simulated VM, the page hasher, vmsync's
-// VmReplica (input coordinator + output guard + sync protocol) and the idle monitor that decides
-// when the primary syncs. Leadership of the consensus log decides the VM's role: leader =
-// primary (promote keeps the VM's own state, as PLOVER's failover does), otherwise backup.
+// VmReplica (input coordinator + output guard + sync protocol), the idle monitor that decides
+// when the primary syncs and vmsync's SyncScheduler between the two. Leadership of the consensus
+// log decides the VM's role through vmsync's PrimacyGate (replica-node.ts): leader = primary
+// (promote keeps the VM's own state, as PLOVER's failover does), otherwise backup.
 import { IdleMonitor } from '@plover/idle-monitor'
 import {
   type OrderedLog,
@@ -10,6 +11,7 @@ import {
   SimulatedVmCpuProbe,
   type SyncLink,
   type SyncReport,
+  SyncScheduler,
   VmReplica,
   VmsyncMetrics,
 } from '@plover/vmsync'
@@ -38,7 +40,7 @@ export class VmStack {
   readonly totals: SyncTotals
   private readonly hasher: PageHasher
   private readonly monitor: IdleMonitor
-  private syncing = false
+  private readonly scheduler: SyncScheduler
   private closed = false
 
   private constructor(private readonly o: VmStackOptions) {
@@ -78,14 +80,26 @@ export class VmStack {
       },
       calibration: { windowMs: 500, minIntervals: 10 },
     })
+    // Only a primary with a connected, caught-up backup syncs; otherwise the policy's clock restarts.
+    this.scheduler = new SyncScheduler({
+      replica: this.replica,
+      trigger: this.monitor,
+      ready: o.backupCaughtUp,
+    })
     this.wire()
   }
 
-  static async start(o: VmStackOptions): Promise<VmStack> {
-    const s = new VmStack(o)
-    await s.vm.resume()
-    s.monitor.start()
-    return s
+  /**
+   * Creates the stack in the caller's turn (so its VmReplica sees every record the log applies
+   * from the next turn on); start() then runs the VM and the idle monitor.
+   */
+  static create(o: VmStackOptions): VmStack {
+    return new VmStack(o)
+  }
+
+  async start(): Promise<void> {
+    await this.vm.resume()
+    this.monitor.start()
   }
 
   get isPrimary(): boolean {
@@ -100,26 +114,6 @@ export class VmStack {
     return this.replica.trusted
   }
 
-  /**
-   * The consensus log's leadership changed. `freshLog`: the log has never carried an input, so
-   * even a never-synced VM is a correct execution of it (see PrimacyGate).
-   */
-  setLeader(isLeader: boolean, opts: { freshLog?: boolean } = {}): void {
-    // A sync requested under the previous role will never report back to this one.
-    if (isLeader !== this.isPrimary) this.syncDone()
-    if (isLeader && this.replica.role !== 'primary') {
-      // vmsync closes the sync epochs of every marker applied so far: a backup replaying old
-      // markers gets an Abort for each at once.
-      this.replica.promote({ trusted: opts.freshLog ?? false })
-      this.o.logger.info('promoted to primary: continuing from this VM state', { trusted: this.trusted })
-    } else if (!isLeader && this.replica.role === 'primary') {
-      this.o.logger.warn('lost leadership: demoted to backup, held outputs dropped; continuing as a backup', {
-        trusted: this.trusted,
-      })
-      this.replica.demote()
-    }
-  }
-
   attachLink(link: SyncLink): void {
     this.replica.attachLink(link)
   }
@@ -127,6 +121,7 @@ export class VmStack {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.scheduler.close()
     this.monitor.close()
     await this.replica.close()
     await this.hasher.close()
@@ -139,21 +134,14 @@ export class VmStack {
     r.on('sync-completed', (rep: SyncReport) => {
       this.totals.observe(rep)
       logger.debug('sync completed', { ...rep })
-      if (rep.side === 'primary') this.syncDone()
     })
     r.on('sync-failed', (f) => {
-      if (f.side === 'primary') {
-        this.totals.failures++
-        this.syncDone()
-      }
+      if (f.side === 'primary') this.totals.failures++
       // A joining backup replays old markers; the primary aborts those at once: not a problem.
       const level = f.error.name === 'SyncAbortedError' ? 'debug' : 'warn'
       logger[level]('sync failed', { side: f.side, epoch: f.epoch, reason: f.reason })
     })
-    r.on('sync-skipped', (epoch, reason) => {
-      logger.debug('sync skipped', { epoch, reason })
-      if (this.isPrimary) this.syncDone()
-    })
+    r.on('sync-skipped', (epoch, reason) => logger.debug('sync skipped', { epoch, reason }))
     r.on('unprotected', (reason) => logger.warn('outputs unprotected (no synced backup)', { reason }))
     r.on('protected', () => logger.info('outputs protected: a synced backup exists'))
     r.on('link-down', (e) => logger.info('sync link down', { reason: e?.message ?? 'closed' }))
@@ -164,31 +152,9 @@ export class VmStack {
       }),
     )
     r.on('fault', (e) => logger.error('input delivery fault: VM refused a frame', { error: e }))
-    this.monitor.on('sync-due', (due) => this.onSyncDue(due.reason))
+    this.scheduler.on('requested', (reason) => logger.debug('sync due', { reason }))
+    this.scheduler.on('request-failed', (err) => logger.debug('sync marker not committed', { error: err }))
     this.monitor.on('calibrated', (b) => logger.info('idle baseline calibrated', { rateCores: b.rateCores }))
     this.vm.on('exit', (info) => logger.error('VM exited', { ...info }))
-  }
-
-  private onSyncDue(reason: string): void {
-    const primary = this.replica.primary
-    // Only a primary with a connected backup syncs; otherwise restart the policy's clock.
-    const ready = primary?.hasBackup && this.o.backupCaughtUp()
-    if (!ready || this.syncing || this.closed) {
-      this.monitor.syncCompleted()
-      return
-    }
-    this.syncing = true
-    this.monitor.syncStarted()
-    this.o.logger.debug('sync due', { reason })
-    this.replica.requestSync().catch((err: Error) => {
-      this.o.logger.debug('sync marker not committed', { error: err })
-      this.syncDone()
-    })
-  }
-
-  private syncDone(): void {
-    if (!this.syncing) return
-    this.syncing = false
-    this.monitor.syncCompleted()
   }
 }

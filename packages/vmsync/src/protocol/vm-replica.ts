@@ -76,6 +76,8 @@ export interface VmReplicaEvents {
   'missed-inputs': (from: number, through: number) => void
   /** Primary: a pre-copy round to a new backup finished (its full sync follows once converged). */
   'precopy-round': (round: PrecopyRound) => void
+  /** promote() or demote() changed the role (after the new side is in place). */
+  role: (role: ReplicaRole) => void
 }
 
 export class VmReplica extends EventEmitter<VmReplicaEvents> {
@@ -194,6 +196,7 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
     this.backupSide = undefined
     this.guard.setRole('primary')
     this.becomePrimary(baseline)
+    this.emit('role', 'primary')
   }
 
   /**
@@ -214,6 +217,7 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
     this.primarySide?.removeAllListeners()
     this.primarySide = undefined
     this.becomeBackup(!this.primaryTrusted, baseline)
+    this.emit('role', 'backup')
   }
 
   async close(): Promise<void> {

@@ -19,46 +19,14 @@ import {
   SimulatedVm,
 } from '../../src/simulated/index.js'
 import { firstDiff, rng, sameSnapshot, snapshot, tcpPair, waitEvent } from './fixtures/harness.js'
+import { simulatedReplicaPair } from './fixtures/replica-pair.js'
 
 t.test('replicated KV service over the full vmsync stack', async (t) => {
-  const cluster = new MemoryLogCluster()
-  const plog = cluster.join()
-  const blog = cluster.join()
-  cluster.setLeader(plog)
-  // tickMs 0: no timer writes between syncs, so "equal right after the sync" is observable;
-  // clock jitter and allocation swaps still make the replicas' pages diverge.
-  const pvm = new SimulatedVm({ pageCount: 1024, seed: 11, tickMs: 0 })
-  const bvm = new SimulatedVm({ pageCount: 1024, seed: 22, tickMs: 0 })
-  await pvm.resume()
-  await bvm.resume()
-  const hasher = new PageHasher({ threads: 2 })
-  const common = { hasher, quietMaxMs: 500, peerTimeoutMs: 5000 }
-  const primary = new VmReplica({
-    ...common,
-    log: plog,
-    vm: pvm,
-    tracker: pvm.dirtyTracker,
-    role: 'primary',
-    quiesce: () => pvm.drained(),
-  })
-  const backup = new VmReplica({
-    ...common,
-    log: blog,
-    vm: bvm,
-    tracker: bvm.dirtyTracker,
-    role: 'backup',
-    quiesce: () => bvm.drained(),
-  })
-  const link = await tcpPair()
-  primary.attachLink(link.a)
-  backup.attachLink(link.b)
-  t.teardown(async () => {
-    await primary.close()
-    await backup.close()
-    await link.close()
-    await hasher.close()
-    await pvm.close()
-    await bvm.close()
+  const { primary, backup, pvm, bvm, cluster, plog, blog, link } = await simulatedReplicaPair(t, {
+    pageCount: 1024,
+    seeds: [11, 22],
+    hashThreads: 2,
+    quietMaxMs: 500,
   })
 
   const metrics = new VmsyncMetrics()

@@ -14,6 +14,7 @@ const dirs = [
   'packages/qemu',
   'examples/replicated-kv',
   'examples/qemu-redis',
+  'tests/packaging',
 ]
 let passed = 0
 let failed = 0

@@ -3,7 +3,8 @@
 // use is named (78); a voter without root/CAP_NET_ADMIN gets 77, without QEMU on PATH 69 (on a real
 // bridge and tap, removed afterwards); a witness started from a config
 // file serves GET /metrics and /status over HTTP and stops cleanly on SIGTERM with exit code 0; a
-// voter whose shutdown hangs (its QEMU stopped with SIGSTOP) exits 1 after shutdownTimeoutMs.
+// voter whose shutdown hangs (its QEMU stopped with SIGSTOP) exits 1 after shutdownTimeoutMs; a
+// damaged log in the data directory gives 65 and is left untouched.
 import { type SpawnOptions, spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
@@ -11,6 +12,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { EntryType, Wal } from '@plover/consensus'
 import { findGuestImage, TestNetwork } from '@plover/qemu'
 import t, { type Test } from 'tap'
 import { qemuEnvironment } from './qemu-environment.js'
@@ -342,6 +344,30 @@ t.test(
     t.type(after, Error, 'the HTTP server is closed')
   },
 )
+
+t.test('a damaged log in the data directory: exit 65 with one line, nothing truncated', async (t) => {
+  const { file } = await config(3)
+  const dataDir = join(dir, 'damaged-data')
+  const walDir = join(dataDir, 'consensus')
+  const wal = await Wal.open(walDir)
+  const entry = (index: number, text: string) => ({
+    term: 1,
+    index,
+    type: EntryType.Normal,
+    data: Buffer.from(text),
+  })
+  await wal.save({ hardState: { term: 1, vote: 0, commit: 0 }, entries: [entry(1, 'PAYLOAD-ONE')] })
+  await wal.save({ entries: [entry(2, 'PAYLOAD-TWO'), entry(3, 'PAYLOAD-THREE')] })
+  await wal.close()
+  const segment = join(walDir, readdirSync(walDir).find((n) => n.endsWith('.wal'))!)
+  const bytes = readFileSync(segment)
+  // One flipped bit inside entry 1, with valid records after it: bit rot, not a torn write.
+  bytes[bytes.indexOf('PAYLOAD-ONE') + 3]! ^= 0x01
+  writeFileSync(segment, bytes)
+  const r = await run(['--config', file, '--data-dir', dataDir])
+  oneLine(t, r, 65, /damaged log in .*consensus: .*not a torn tail.*re-add this replica as a learner/)
+  t.same(readFileSync(segment), bytes, 'the damaged segment is left as it was')
+})
 
 /** Pids of the direct children of `pid` whose command line mentions QEMU. */
 function qemuChildren(pid: number): number[] {

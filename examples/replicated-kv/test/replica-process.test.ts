@@ -1,8 +1,9 @@
 // The replica process as an operator meets it: bad configuration gives one line on stderr and
-// exit code 78, no stack trace; a port in use is named; SIGTERM shuts a running replica down
-// cleanly with exit code 0, or gives up after shutdownTimeoutMs when the disk is stuck.
+// exit code 78, no stack trace; a port in use is named; a log damaged in the middle gives 65 and is
+// left untouched; SIGTERM shuts a running replica down cleanly with exit code 0, or gives up after
+// shutdownTimeoutMs when the disk is stuck.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -127,6 +128,44 @@ t.test('a single-voter replica serves metrics, then stops cleanly on SIGTERM', a
   t.match(r.stdout, /"msg":"stopped cleanly"/)
   for (const line of r.stdout.trim().split('\n'))
     t.doesNotThrow(() => JSON.parse(line), 'every log line is JSON', { diagnostic: false })
+})
+
+t.test('a log damaged in the middle: exit 65 with one line, nothing truncated', async (t) => {
+  const { file, ports } = await config()
+  // A real log first: the replica elects itself and commits a few client writes.
+  const first = await run(['--config', file], (pid) => {
+    void (async () => {
+      for (let i = 0; i < 200; i++) {
+        const m = await httpGet(ports[3], '/metrics').catch(() => '')
+        if (m.includes('plover_replica_vm_primary{replica="1"} 1')) break
+        await new Promise((res) => setTimeout(res, 50))
+      }
+      const client = new KvClusterClient({ endpoints: [`127.0.0.1:${ports[1]}`], clientId: 9 })
+      try {
+        for (let i = 0; i < 20; i++) await client.request(KvOp.Set, `key-${i}`, `durable-value-${i}`)
+      } finally {
+        client.close()
+        process.kill(pid, 'SIGTERM')
+      }
+    })()
+  })
+  t.equal(first.code, 0, 'the first run wrote its log and stopped cleanly')
+  const walDir = join(dir, `data-${ports[0]}`, 'consensus')
+  const segment = join(walDir, readdirSync(walDir).find((n) => n.endsWith('.wal'))!)
+  const bytes = readFileSync(segment)
+  const at = bytes.indexOf('durable-value-3')
+  t.ok(at > 0, 'the writes are in the log')
+  // One flipped bit in an early record, valid records after it: bit rot, not a torn write.
+  bytes[at + 2]! ^= 0x01
+  writeFileSync(segment, bytes)
+  const r = await run(['--config', file])
+  t.equal(r.code, 65, 'exit code 65 (EX_DATAERR)')
+  oneLine(
+    t,
+    r.stderr,
+    /^plover replica: damaged log in .*consensus: .*not a torn tail.*re-add this replica as a learner/,
+  )
+  t.same(readFileSync(segment), bytes, 'the damaged segment is left as it was')
 })
 
 // A stuck disk: the data directory is on a small ext4 image that the test freezes (fsfreeze), so

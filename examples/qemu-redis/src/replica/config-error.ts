@@ -8,6 +8,11 @@ export const EXIT = {
   ok: 0,
   /** Unexpected startup failure, fatal runtime error (QEMU or the WAL died), or a shutdown > 10 s. */
   failure: 1,
+  /**
+   * EX_DATAERR: the data directory's log is damaged beyond a torn tail (a bad record in the
+   * middle): the replica refuses to start rather than serve from, or vote on, a log with a hole.
+   */
+  dataError: 65,
   /** EX_UNAVAILABLE: a program the replica runs is missing (qemu-system-x86_64, ip). */
   unavailable: 69,
   /** EX_NOPERM: a voter without root/CAP_NET_ADMIN or /dev/net/tun; a port it may not bind. */

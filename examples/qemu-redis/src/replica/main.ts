@@ -7,14 +7,14 @@
 //
 // Configuration and host problems are found before anything starts (QEMU in particular): one line
 // on stderr and an exit code (config-error.ts): 78 bad configuration / missing image / port in
-// use, 77 no permission (a voter without root or CAP_NET_ADMIN), 69 missing program, 1 any other
-// startup failure. SIGTERM/SIGINT: clean shutdown (QEMU stopped, RAM file and standby taps
+// use, 77 no permission (a voter without root or CAP_NET_ADMIN), 69 missing program, 65 a damaged
+// log in the data directory, 1 any other startup failure. SIGTERM/SIGINT: clean shutdown (QEMU stopped, RAM file and standby taps
 // removed, HTTP server closed), exit 0; after `shutdownTimeoutMs` (10 s) it exits 1 with a message.
 import type { MembershipRequest, ReplicaMessage } from './config.js'
 import { ConfigError, EXIT } from './config-error.js'
 import { loadReplicaProcessConfig, USAGE, wantsHelp } from './load-config.js'
 import { jsonLogger } from './logger.js'
-import { checkHost, checkPorts, checkPrivileges, prepareDataDir } from './preflight.js'
+import { checkHost, checkLog, checkPorts, checkPrivileges, prepareDataDir } from './preflight.js'
 
 function die(message: string, code: number): never {
   process.stderr.write(`qemu-redis replica: ${message}\n`)
@@ -45,6 +45,7 @@ async function main(): Promise<void> {
     checkPrivileges(cfg)
     checkHost(cfg)
     prepareDataDir(cfg)
+    await checkLog(cfg)
     await checkPorts(cfg)
   } catch (err) {
     if (err instanceof ConfigError) die(err.message, err.exitCode)

@@ -1,10 +1,11 @@
 // Host checks before the replica does anything (in particular before QEMU boots a guest for
-// minutes): privileges for the taps, image files, network interfaces, programs, data directory
-// and ports. Each failure is a ConfigError with the exit code the operator's tooling can act on
-// (config-error.ts); the entry point runs them in this order.
+// minutes): privileges for the taps, image files, network interfaces, programs, the data
+// directory and its log, and ports. Each failure is a ConfigError with the exit code the
+// operator's tooling can act on (config-error.ts); the entry point runs them in this order.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
 import net from 'node:net'
 import { delimiter, dirname, join } from 'node:path'
+import { StorageError, Wal } from '@plover/consensus'
 import type { ReplicaProcessConfig } from './config.js'
 import { ConfigError, EXIT } from './config-error.js'
 import { self } from './load-config.js'
@@ -111,6 +112,26 @@ export function prepareDataDir(cfg: ReplicaProcessConfig): void {
       `cannot use data directory ${cfg.dataDir}: ${code ?? (err as Error).message}`,
       code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? EXIT.noPermission : EXIT.config,
     )
+  }
+}
+
+/**
+ * Opens the consensus log once and closes it, so a damaged one is found before QEMU boots. A torn
+ * tail (a crash mid-write) is cut here as at every open; corruption in the middle of the log is
+ * refused with exit 65: nothing is truncated, and the operator replaces the member.
+ */
+export async function checkLog(cfg: ReplicaProcessConfig): Promise<void> {
+  const dir = join(cfg.dataDir, 'consensus')
+  try {
+    await (await Wal.open(dir)).close()
+  } catch (err) {
+    if (!(err instanceof StorageError)) throw err
+    if (err.kind === 'corrupt')
+      throw new ConfigError(
+        `damaged log in ${dir}: ${err.message} — move the data directory aside and re-add this replica as a learner (docs/operations.md)`,
+        EXIT.dataError,
+      )
+    throw new ConfigError(`cannot open the log in ${dir}: ${err.message}`, EXIT.failure)
   }
 }
 

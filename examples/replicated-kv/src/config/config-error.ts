@@ -6,3 +6,9 @@ export class ConfigError extends Error {
 
 /** Exit code for bad configuration (EX_CONFIG from sysexits.h). */
 export const CONFIG_EXIT_CODE = 78
+
+/**
+ * Exit code for a damaged log in the data directory (EX_DATAERR): corruption that is not a torn
+ * tail. The replica refuses to start (nothing is truncated); the operator replaces the member.
+ */
+export const DATA_EXIT_CODE = 65

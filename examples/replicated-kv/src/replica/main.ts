@@ -1,8 +1,10 @@
 // Entry point of one replica process:
 //   node --import tsx src/replica/main.ts --config replica-1.json
-// Bad configuration -> one line on stderr, exit 78. SIGTERM/SIGINT -> clean shutdown, exit 0;
+// Bad configuration -> one line on stderr, exit 78; a damaged log in the data directory -> one
+// line, exit 65 (nothing truncated). SIGTERM/SIGINT -> clean shutdown, exit 0;
 // a shutdown that takes longer than shutdownTimeoutMs (a stuck disk, say) -> one line, exit 1.
-import { CONFIG_EXIT_CODE, ConfigError } from '../config/config-error.js'
+import { StorageError } from '@plover/consensus'
+import { CONFIG_EXIT_CODE, ConfigError, DATA_EXIT_CODE } from '../config/config-error.js'
 import { loadReplicaConfig } from '../config/replica-config.js'
 import { jsonLogger } from '../runtime/logger.js'
 import { ReplicaNode } from './replica-node.js'
@@ -33,6 +35,11 @@ async function main(): Promise<void> {
     })
   } catch (err) {
     if (err instanceof ConfigError) die(err.message, CONFIG_EXIT_CODE)
+    if (err instanceof StorageError && err.kind === 'corrupt')
+      die(
+        `damaged log in ${cfg.dataDir}/consensus: ${err.message} — move the data directory aside and re-add this replica as a learner (docs/operations.md)`,
+        DATA_EXIT_CODE,
+      )
     die(`failed to start: ${(err as Error).message}`, 1)
   }
   logger.info('replica started', { pid: process.pid })

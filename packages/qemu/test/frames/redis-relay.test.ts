@@ -55,9 +55,12 @@ t.test('a redis session through Node-relayed frames', async (t) => {
   t.equal((await cli('GET', 'relayed')).stdout.trim(), 'through-node')
   t.ok(firstIn, 'a frame from the network reached Node')
   if (firstIn) {
+    // A destination MAC first: the guest's own, or a group address — broadcast, or multicast
+    // such as the IPv6 router solicitation the client namespace sends when its link comes up. A
+    // virtio_net_hdr in front instead would shift the EtherType checked next.
     t.ok(
-      hex(firstIn.subarray(0, 6)) === DEFAULT_GUEST_MAC || firstIn[0] === 0xff,
-      `frames toward the guest start with its MAC or broadcast (${hex(firstIn.subarray(0, 6))})`,
+      hex(firstIn.subarray(0, 6)) === DEFAULT_GUEST_MAC || (firstIn[0]! & 1) === 1,
+      `frames toward the guest start with its MAC or a group address (${hex(firstIn.subarray(0, 6))})`,
     )
     t.ok([0x0800, 0x0806, 0x86dd].includes(firstIn.readUInt16BE(12)), 'and carry an EtherType at 12')
   }

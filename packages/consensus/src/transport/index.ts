@@ -1,6 +1,6 @@
 export {
   type FrameCheck,
-  FrameMac,
+  FrameCipher,
   type HandshakeRole,
   handshakeProof,
   MAC_BYTES,
@@ -8,6 +8,7 @@ export {
   NONCE_BYTES,
   PROOF_BYTES,
   SEQ_BYTES,
+  type SealedFrame,
   type SessionKeys,
   sessionKeys,
 } from './auth.js'

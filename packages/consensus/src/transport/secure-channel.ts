@@ -4,7 +4,7 @@ import { EventEmitter } from 'eventemitter3'
 import { DecodeError } from '../codec/errors.js'
 import type { NodeId } from '../core/types.js'
 import {
-  FrameMac,
+  FrameCipher,
   handshakeProof,
   MAC_BYTES,
   MIN_KEY_BYTES,
@@ -33,12 +33,13 @@ import {
 //   ch.on('frame', (payload) => …)                  // authentic, in order, exactly once
 //   ch.on('close', (err) => err.reason)             // exactly once, always with a typed reason
 //
-// Handshake and MACs: see auth.ts. After the handshake every frame is
-// `u32 BE length | u64 BE seq | payload | 16-byte MAC`. Whatever a peer sends, nothing throws out
-// of a socket callback: every failure closes the socket and emits 'close' with a
-// SecureChannelError whose `reason` says what went wrong. What it does not give: confidentiality
-// (payloads travel in clear) and forward secrecy. Anyone holding the key is trusted to claim any
-// id the acceptor accepts.
+// Handshake and frame encryption: see auth.ts. After the handshake every frame is
+// `u32 BE length | u64 BE seq | AES-256-GCM(payload) | 16-byte tag`. Whatever a peer sends,
+// nothing throws out of a socket callback: every failure closes the socket and emits 'close' with
+// a SecureChannelError whose `reason` says what went wrong. What it does not give: forward
+// secrecy (session keys derive from the pre-shared key and public nonces: whoever later learns
+// the key can decrypt a recording). Anyone holding the key is trusted to claim any id the
+// acceptor accepts.
 
 /** Why a channel closed (or why `send` refused). */
 export type SecureChannelFailure =
@@ -150,8 +151,8 @@ export class SecureChannel extends EventEmitter<SecureChannelEvents> {
   private readonly decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME)
   private readonly nonce = randomBytes(NONCE_BYTES)
   private peerNonce: Uint8Array | undefined
-  private sendMac: FrameMac | undefined
-  private recvMac: FrameMac | undefined
+  private sendCipher: FrameCipher | undefined
+  private recvCipher: FrameCipher | undefined
   private timer: NodeJS.Timeout | undefined
   private settle!: (err?: SecureChannelError) => void
 
@@ -222,13 +223,13 @@ export class SecureChannel extends EventEmitter<SecureChannelEvents> {
   }
 
   /**
-   * Frame and MAC each payload, in order. Returns the socket's `write` result (false: above the
+   * Encrypt, tag and frame each payload, in order. Returns the socket's `write` result (false: above the
    * high-water mark, 'drain' follows). `onFlushed` runs once the bytes are handed to the kernel,
    * or with an error if the socket dies first. Throws SecureChannelError 'not-open' if the channel
    * is not open, 'oversized' if a payload exceeds maxFrameBytes (nothing is sent then).
    */
   send(payloads: Uint8Array | readonly Uint8Array[], onFlushed?: (err?: Error | null) => void): boolean {
-    if (this.state !== 'open' || !this.sendMac)
+    if (this.state !== 'open' || !this.sendCipher)
       throw new SecureChannelError(
         'not-open',
         `secure channel is ${this.state === 'closed' ? 'closed' : 'not open yet'}`,
@@ -244,12 +245,12 @@ export class SecureChannel extends EventEmitter<SecureChannelEvents> {
     const parts: Uint8Array[] = []
     let bytes = 0
     for (const p of list) {
-      const { seq, mac } = this.sendMac.seal(p)
-      parts.push(frameHeader(SEQ_BYTES + p.length + MAC_BYTES), seq, p, mac)
-      bytes += 4 + SEQ_BYTES + p.length + MAC_BYTES
+      const { seq, body, mac } = this.sendCipher.seal(p)
+      parts.push(frameHeader(SEQ_BYTES + body.length + MAC_BYTES), seq, body, mac)
+      bytes += 4 + SEQ_BYTES + body.length + MAC_BYTES
     }
     // Small batches: one contiguous buffer (a writev of many tiny iovecs costs more than the
-    // copy). Large ones: cork + writes, so big payloads are not copied again in user space.
+    // copy). Large ones: cork + writes, so big ciphertexts are not copied again in user space.
     if (bytes < COALESCE_BYTES) return this.socket.write(Buffer.concat(parts, bytes), onFlushed)
     this.socket.cork()
     let ok = true
@@ -376,11 +377,12 @@ export class SecureChannel extends EventEmitter<SecureChannelEvents> {
           return
         }
         const seq = frame.subarray(0, SEQ_BYTES)
-        const payload = frame.subarray(SEQ_BYTES, frame.length - MAC_BYTES)
-        const expected = this.recvMac!.nextSeq
-        switch (this.recvMac!.open(seq, payload, frame.subarray(frame.length - MAC_BYTES))) {
+        const body = frame.subarray(SEQ_BYTES, frame.length - MAC_BYTES)
+        const expected = this.recvCipher!.nextSeq
+        const opened = this.recvCipher!.open(seq, body, frame.subarray(frame.length - MAC_BYTES))
+        switch (opened.check) {
           case 'ok':
-            this.emit('frame', payload)
+            this.emit('frame', opened.payload!)
             return
           case 'bad-mac':
             this.fail('bad-mac', 'bad frame MAC (forged or corrupted)')
@@ -405,8 +407,8 @@ export class SecureChannel extends EventEmitter<SecureChannelEvents> {
   private becomeOpen(sendKey: Buffer, recvKey: Buffer): void {
     clearTimeout(this.timer)
     this.timer = undefined
-    this.sendMac = new FrameMac(sendKey)
-    this.recvMac = new FrameMac(recvKey)
+    this.sendCipher = new FrameCipher(sendKey)
+    this.recvCipher = new FrameCipher(recvKey)
     this.decoder.maxFrameBytes = SEQ_BYTES + this.maxFrameBytes + MAC_BYTES
     this.state = 'open'
     this.settle()

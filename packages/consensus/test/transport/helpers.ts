@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import type { Test } from 'tap'
 import { type Message, MessageType, type NodeId } from '../../src/core/types.js'
-import { FrameMac, handshakeProof, NONCE_BYTES, sessionKeys } from '../../src/transport/auth.js'
+import {
+  FrameCipher,
+  handshakeProof,
+  NONCE_BYTES,
+  type SealedFrame,
+  sessionKeys,
+} from '../../src/transport/auth.js'
 import { TRANSPORT_CONTEXT } from '../../src/transport/connection.js'
 import { FrameDecoder, frameHeader } from '../../src/transport/framing.js'
 import { decodeChallenge, encodeHello, encodeProof } from '../../src/transport/handshake.js'
@@ -71,13 +77,13 @@ export function waitFor<E extends keyof TransportEvents>(
 
 export interface RawDialer {
   readonly socket: Socket
-  /** Seals frames for the dialer→acceptor direction, exactly as a real dialer would. */
-  readonly mac: FrameMac
+  /** Seals (encrypts and tags) frames for the dialer→acceptor direction, as a real dialer would. */
+  readonly mac: FrameCipher
   /** The Hello and Proof frames as written (length-prefixed), for replay attacks. */
   readonly helloFrame: Buffer
   readonly proofFrame: Buffer
-  /** A wire frame; pass a tampered `sealed` (seq/MAC) to forge one. */
-  frame(payload: Uint8Array, sealed?: { seq: Uint8Array; mac: Uint8Array }): Buffer
+  /** A wire frame; pass a tampered `sealed` (seq/body/tag) to forge one. */
+  frame(payload: Uint8Array, sealed?: SealedFrame): Buffer
 }
 
 export interface RawDialerOptions {
@@ -121,12 +127,12 @@ export async function rawAuthedClient(
   const proof = encodeProof(opts.proof ? opts.proof(ch, genuine) : genuine)
   const proofFrame = Buffer.concat([frameHeader(proof.length), proof])
   socket.write(proofFrame)
-  const mac = new FrameMac(sessionKeys(key, context, self, to, nonce, ch.nonce).dialerToAcceptor)
-  const frame = (payload: Uint8Array, sealed: { seq: Uint8Array; mac: Uint8Array } = mac.seal(payload)) =>
+  const mac = new FrameCipher(sessionKeys(key, context, self, to, nonce, ch.nonce).dialerToAcceptor)
+  const frame = (payload: Uint8Array, sealed: SealedFrame = mac.seal(payload)) =>
     Buffer.concat([
-      frameHeader(sealed.seq.length + payload.length + sealed.mac.length),
+      frameHeader(sealed.seq.length + sealed.body.length + sealed.mac.length),
       sealed.seq,
-      payload,
+      sealed.body,
       sealed.mac,
     ])
   return { socket, mac, helloFrame, proofFrame, frame }

@@ -1,9 +1,11 @@
-// The SecureChannel primitive on real loopback sockets: round trips and backpressure, and every
-// way a peer can be wrong — wrong key, unknown or misaddressed id, other protocol, reflected or
-// replayed handshake, tampered / replayed / reordered / oversized / short frames, garbage,
-// silence — ends in a typed reason, a destroyed socket, and nothing delivered.
+// The SecureChannel primitive on real loopback sockets: round trips and backpressure, payloads
+// encrypted on the wire (seen through a recording relay), and every way a peer can be wrong —
+// wrong key, unknown or misaddressed id, other protocol, reflected or replayed handshake,
+// tampered / replayed / reordered / oversized / short frames, garbage, silence — ends in a typed
+// reason, a destroyed socket, and nothing delivered.
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
+import type { SealedFrame } from '../../src/transport/auth.js'
 import { frameHeader } from '../../src/transport/framing.js'
 import { encodeChallenge } from '../../src/transport/handshake.js'
 import {
@@ -153,6 +155,45 @@ t.test(
   },
 )
 
+t.test('payloads are encrypted on the wire, both ways', async (t) => {
+  const acc = await acceptor(t)
+  // A recording relay between dialer and acceptor: everything that crosses the network.
+  const wire: Buffer[] = []
+  const relay = createServer((inbound) => {
+    const outbound = connect({ host: '127.0.0.1', port: acc.port })
+    inbound.on('data', (c: Buffer) => {
+      wire.push(Buffer.from(c))
+      outbound.write(c)
+    })
+    outbound.on('data', (c: Buffer) => {
+      wire.push(Buffer.from(c))
+      inbound.write(c)
+    })
+    inbound.on('error', () => outbound.destroy())
+    outbound.on('error', () => inbound.destroy())
+    inbound.on('close', () => outbound.destroy())
+    outbound.on('close', () => inbound.destroy())
+  })
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise((r) => relay.close(r)))
+  const d = dial((relay.address() as { port: number }).port)
+  await d.opened
+  const a = await acc.nextOpen()
+  t.teardown(() => d.close())
+  const atA = collect(a)
+  const atD = collect(d)
+  const secret = Buffer.from('GUEST-MEMORY-PAGE-'.repeat(200))
+  d.send(secret)
+  a.send(Buffer.from('CLIENT-REPLY-SECRET'))
+  while (atA.length < 1 || atD.length < 1) await tick(5)
+  t.ok(atA[0].equals(secret), 'delivered intact')
+  t.equal(atD[0].toString(), 'CLIENT-REPLY-SECRET')
+  const seen = Buffer.concat(wire)
+  t.ok(seen.length > secret.length, 'the relay saw the traffic')
+  t.equal(seen.indexOf('GUEST-MEMORY'), -1, 'dialer -> acceptor payload not in clear')
+  t.equal(seen.indexOf('CLIENT-REPLY'), -1, 'acceptor -> dialer payload not in clear')
+})
+
 t.test('wrong key: the dialer refuses the acceptor, the acceptor refuses a wrong proof', async (t) => {
   const acc = await acceptor(t)
   const d = dial(acc.port, { key: Buffer.from('ffffffffffffffffffffffffffffffff') })
@@ -227,7 +268,7 @@ t.test(
   async (t) => {
     const acc = await acceptor(t, { maxFrameBytes: 1024 })
     // The first, authentic frame of the current attempt (the replay case sends it again).
-    let REPLAY: { seq: Uint8Array; mac: Uint8Array } | undefined
+    let REPLAY: SealedFrame | undefined
     const cases: [
       string,
       SecureChannelFailure,
@@ -250,7 +291,7 @@ t.test(
         /bad frame MAC/,
         (c) => {
           const s = c.mac.seal(Buffer.from('evil!'))
-          return c.frame(Buffer.from('evil!'), { seq: s.seq, mac: Buffer.alloc(16) })
+          return c.frame(Buffer.from('evil!'), { ...s, mac: Buffer.alloc(16) })
         },
       ],
       [
@@ -259,7 +300,7 @@ t.test(
         /bad frame MAC/,
         (c) => {
           const s = c.mac.seal(Buffer.from('evil!'))
-          return c.frame(Buffer.from('evil!'), { seq: Buffer.alloc(8), mac: s.mac })
+          return c.frame(Buffer.from('evil!'), { ...s, seq: Buffer.alloc(8) })
         },
       ],
       [

@@ -1,6 +1,6 @@
-// Authenticated SyncLink over TCP: a @plover/consensus SecureChannel (PSK challenge-response with
-// both nonces, per-direction HKDF session keys, `u32 length | u64 seq | payload | MAC` frames
-// checked for integrity and replay) under the protocol context SYNC_LINK_CONTEXT, so a handshake
+// Authenticated, encrypted SyncLink over TCP: a @plover/consensus SecureChannel (PSK
+// challenge-response with both nonces, per-direction HKDF session keys, AES-256-GCM frames checked
+// for integrity and replay) under the protocol context SYNC_LINK_CONTEXT, so a handshake
 // or frame of the consensus transport, which may share the key, is useless here. Channel
 // failures are mapped to this package's typed link errors (the SecureChannelError is the
 // `cause`); any garbage ends the link, nothing is delivered.

@@ -1,53 +1,12 @@
 // The compliance suite must be able to fail: run it against deliberately broken VMs through a
 // recording test double and check that the right checks fail (and nothing fails for a sound VM).
 import { createHash } from 'node:crypto'
-import { isDeepStrictEqual } from 'node:util'
 import t from 'tap'
-import { type ComplianceTest, runReplicatedVmCompliance } from '../../src/compliance/index.js'
+import { runReplicatedVmCompliance } from '../../src/compliance/index.js'
 import { PageHasher } from '../../src/hashing/index.js'
 import { encodeKvRequest, KvOp, SimulatedVm } from '../../src/simulated/index.js'
 import type { DirtyTracker } from '../../src/vm/replicated-vm.js'
-
-class Recorder implements ComplianceTest {
-  readonly failures: string[] = []
-  private readonly teardowns: (() => unknown)[] = []
-  constructor(
-    private readonly path = '',
-    private readonly root: Recorder | null = null,
-  ) {}
-  private record(pass: boolean, message: string): void {
-    if (!pass) (this.root ?? this).failures.push(`${this.path}: ${message}`)
-  }
-  async test(name: string, fn: (t: ComplianceTest) => Promise<void>): Promise<void> {
-    const child = new Recorder(name, this.root ?? this)
-    try {
-      await fn(child)
-    } catch (err) {
-      child.record(false, `threw ${(err as Error).message}`)
-    }
-  }
-  ok(value: unknown, message: string): void {
-    this.record(Boolean(value), message)
-  }
-  equal(found: unknown, wanted: unknown, message: string): void {
-    this.record(Object.is(found, wanted), message)
-  }
-  same(found: unknown, wanted: unknown, message: string): void {
-    this.record(isDeepStrictEqual(found, wanted), message)
-  }
-  async rejects(promise: Promise<unknown>, wanted: RegExp, message: string): Promise<void> {
-    try {
-      await promise
-      this.record(false, message)
-    } catch (err) {
-      this.record(wanted.test((err as Error).message), message)
-    }
-  }
-  teardown(fn: () => unknown): void {
-    this.teardowns.push(fn)
-  }
-  comment(): void {}
-}
+import { Recorder } from './fixtures/recorder.js'
 
 const hasher = new PageHasher({ threads: 2 })
 t.teardown(() => hasher.close())

@@ -14,7 +14,6 @@ import { ConsensusOrderedLog } from '../../src/log/consensus-log.js'
 import { LogRecordKind, type OrderedLog, type OrderedLogEvents } from '../../src/log/ordered-log.js'
 import type { ReplicaRole } from '../../src/protocol/vm-replica.js'
 import { VmReplica } from '../../src/protocol/vm-replica.js'
-import { CONSENSUS_WITNESS_ROLE } from '../../src/runtime/backup-progress.js'
 import {
   CONSENSUS_EMPTY_ENTRY,
   CONSENSUS_VOTER_ROLE,
@@ -27,7 +26,6 @@ import { encodeKvRequest, KvOp, SimulatedVm } from '../../src/simulated/index.js
 t.test("the gate's copies of consensus enum values match consensus", async (t) => {
   t.equal(CONSENSUS_EMPTY_ENTRY, EntryType.Empty)
   t.equal(CONSENSUS_VOTER_ROLE, MemberRole.Voter)
-  t.equal(CONSENSUS_WITNESS_ROLE, MemberRole.Witness)
 })
 
 /** A consensus replica's events, and the vmsync log records the adapter would derive from them. */

@@ -5,7 +5,13 @@ export * from './input/input-delivery.js'
 export * from './link/errors.js'
 export * from './link/link.js'
 export * from './link/memory-link.js'
-export { SyncLinks, type SyncLinksLogger, type SyncLinksOptions } from './link/sync-links.js'
+export {
+  decodeSyncIdentity,
+  encodeSyncIdentity,
+  SyncLinks,
+  type SyncLinksLogger,
+  type SyncLinksOptions,
+} from './link/sync-links.js'
 export {
   type ConnectOptions,
   connectSyncLink,
@@ -35,6 +41,7 @@ export * from './protocol/primary-sync.js'
 export type { PageHashing, SyncSideOptions } from './protocol/sync-options.js'
 export * from './protocol/vm-replica.js'
 export * from './runtime/backup-progress.js'
+export * from './runtime/learner-promotion.js'
 export * from './runtime/primacy-gate.js'
 export * from './runtime/sync-scheduler.js'
 export * from './simulated/index.js'

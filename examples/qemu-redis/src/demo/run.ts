@@ -761,7 +761,8 @@ export class Demo {
   /**
    * Re-protection: remove the dead replica, start the spare with a fresh data dir and VM, add it
    * as a learner (it cannot be elected before its full sync), wait until the primary's outputs are
-   * protected again, then make it a voter. Failures are reported in notDone, not thrown.
+   * protected again and the leader has made it a voter by itself (vmsync's LearnerPromotion).
+   * Failures are reported in notDone, not thrown.
    */
   private async reprotect(
     deadId: number,
@@ -805,12 +806,13 @@ export class Demo {
       )
       let voter = false
       try {
-        await this.membership(leaderId, { add: spare })
+        await this.waitFor('the leader to make the spare a voter', 30_000, () =>
+          this.status.get(leaderId)?.members.split(' ').includes(`${spare}:voter`),
+        )
         voter = true
-        await this.waitFor('the status to show the new membership', 10_000, () =>
-          this.status.get(leaderId)?.members.includes(`${spare}:voter`),
-        ).catch(() => {})
-        p(`  spare ${spare} is now a voter: members ${this.status.get(leaderId)?.members ?? '?'}`)
+        p(
+          `  spare ${spare} is now a voter (promoted by the leader): members ${this.status.get(leaderId)?.members ?? '?'}`,
+        )
       } catch (err) {
         notDone.push(`spare did not become a voter: ${(err as Error).message}`)
       }

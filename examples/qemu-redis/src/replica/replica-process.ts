@@ -34,6 +34,7 @@ import {
 import {
   ConsensusOrderedLog,
   isFullSync,
+  LearnerPromotion,
   LogCompaction,
   PageHasher,
   PrimacyGate,
@@ -430,7 +431,8 @@ export class ReplicaProcess {
       }),
     )
 
-    // --- sync links: the backup dials the leader ---
+    // --- sync links: the backup dials the leader (and names itself) ---
+    let backupId: number | undefined
     const links = new SyncLinks({
       host: me.host,
       port: me.syncPort!,
@@ -442,7 +444,11 @@ export class ReplicaProcess {
         const leader = cfg.replicas.find((r) => r.id === replica.leader && r.id !== cfg.id)
         return leader?.syncPort ? { id: leader.id, host: leader.host, port: leader.syncPort } : undefined
       },
-      onLink: (link) => vr.attachLink(link),
+      selfId: cfg.id,
+      onLink: (link, direction, peer) => {
+        if (direction === 'from-backup') backupId = peer
+        vr.attachLink(link)
+      },
     })
     await this.own(
       () =>
@@ -453,6 +459,13 @@ export class ReplicaProcess {
       (l) => l.close(),
     )
     replica.on('leader', () => links.refresh())
+    // A learner whose full sync protected our outputs becomes a voter (docs/operations.md).
+    const promotion = new LearnerPromotion({ replica, vm: vr, backupId: () => backupId })
+    this.onCleanup(async () => promotion.close())
+    promotion.on('promoted', (id, index) =>
+      log.info('learner promoted to voter after its full sync', { id, index, membership: this.members() }),
+    )
+    promotion.on('failed', (id, err) => log.debug('learner promotion refused, retrying', { id, error: err }))
 
     // --- idle monitor: syncs when the QEMU process is idle, at the latest every maxIntervalMs ---
     const monitor = new IdleMonitor({

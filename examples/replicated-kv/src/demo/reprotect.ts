@@ -1,7 +1,8 @@
 // Re-protection, the operator's procedure after losing a VM replica (docs/operations.md): remove
 // the dead member, start the replacement (a spare, or the dead replica on its old data
-// directory), add it as a learner — it cannot campaign while its VM is untrusted — wait for its
-// full sync to protect the primary's outputs again, then make it a voter.
+// directory) and add it as a learner — it cannot campaign while its VM is untrusted. Its full
+// sync protects the primary's outputs again, and the leader then makes it a voter by itself
+// (vmsync's LearnerPromotion); this waits for both.
 import type { MemberKind } from '../config/replica-config.js'
 import type { DemoCluster, ReplicaStatus } from './cluster.js'
 import { httpPost } from './metrics-scrape.js'
@@ -42,8 +43,14 @@ export async function reprotect(
     return l?.vm?.protected && l.vm.hasBackup ? l : undefined
   })
   const ms = Date.now() - startedAt
-  await retry(() => httpPost(admin, '/admin/membership', { add: replacement }))
-  const done = (await cluster.procs.get(primary)!.status()) as ReplicaStatus
+  const done = await until(
+    `replica ${replacement} to become a voter`,
+    steps.timeoutMs ?? 30_000,
+    async () => {
+      const l = await cluster.procs.get(primary)!.status()
+      return l?.membership?.split(' ').includes(`${replacement}:voter`) ? l : undefined
+    },
+  )
   return { ms, membership: done.membership ?? '' }
 }
 

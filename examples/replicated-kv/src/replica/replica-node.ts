@@ -10,7 +10,14 @@ import {
   type PeerAddress,
   Replica,
 } from '@plover/consensus'
-import { ConsensusOrderedLog, LogCompaction, PrimacyGate, SyncLinks, vmBackupCaughtUp } from '@plover/vmsync'
+import {
+  ConsensusOrderedLog,
+  LearnerPromotion,
+  LogCompaction,
+  PrimacyGate,
+  SyncLinks,
+  vmBackupCaughtUp,
+} from '@plover/vmsync'
 import type { NotLeaderInfo } from '../client/wire.js'
 import { ConfigError } from '../config/config-error.js'
 import { type ReplicaConfig, self } from '../config/replica-config.js'
@@ -51,6 +58,9 @@ export class ReplicaNode {
   private links: SyncLinks | undefined
   private http: HttpServer | undefined
   private primacy: PrimacyGate | undefined
+  private promotion: LearnerPromotion | undefined
+  /** The replica id of the backup on our sync port (while primary). */
+  private backupId: number | undefined
   private closing: Promise<void> | undefined
   private failoverCount = 0
 
@@ -112,7 +122,11 @@ export class ReplicaNode {
         isLeader: () => this.log?.isLeader ?? false,
         accepting: () => (this.log?.isLeader ?? false) && (this.vm?.isPrimary ?? false),
         leaderAddress: () => this.leaderSyncAddress(),
-        onLink: (link) => this.vm?.attachLink(link),
+        selfId: cfg.id,
+        onLink: (link, direction, peer) => {
+          if (direction === 'from-backup') this.backupId = peer
+          this.vm?.attachLink(link)
+        },
       })
       await bind('sync', me.host, me.syncPort!, () => this.links!.listen())
     }
@@ -165,6 +179,18 @@ export class ReplicaNode {
       })
       this.vm = vm
       this.primacy = this.gate(vm)
+      // A learner whose full sync protected our outputs becomes a voter (docs/operations.md).
+      this.promotion = new LearnerPromotion({ replica, vm: vm.replica, backupId: () => this.backupId })
+      this.promotion.on('promoted', (id, index) =>
+        this.logger.info('learner promoted to voter after its full sync', {
+          id,
+          index,
+          membership: this.describeMembership(),
+        }),
+      )
+      this.promotion.on('failed', (id, err) =>
+        this.logger.debug('learner promotion refused, retrying', { id, error: err }),
+      )
       vm.replica.guard.on('release', (f) => {
         // Belt and braces: only a leader's answers ever reach a client.
         if (this.log?.isLeader) this.clients?.deliver(f)
@@ -338,6 +364,7 @@ export class ReplicaNode {
     this.closing ??= (async () => {
       await this.clients?.close().catch(() => {})
       this.primacy?.close()
+      this.promotion?.close()
       await this.links?.close().catch(() => {})
       await this.vm?.close().catch(() => {})
       this.compaction?.detach()

@@ -78,6 +78,7 @@ export class TcpSyncLink extends EventEmitter<SyncLinkEvents> implements SyncLin
   private opened = false
   private localError: Error | undefined
   private settleReady!: (err?: Error) => void
+  private openListeners: (() => void)[] = []
 
   constructor(socket: net.Socket, role: 'dialer' | 'listener', opts: TcpLinkOptions) {
     super()
@@ -110,6 +111,9 @@ export class TcpSyncLink extends EventEmitter<SyncLinkEvents> implements SyncLin
           })
     this.channel.on('open', () => {
       this.opened = true
+      const listeners = this.openListeners
+      this.openListeners = []
+      for (const fn of listeners) fn()
       this.settleReady()
     })
     this.channel.on('frame', (payload) => this.emit('message', payload))
@@ -123,6 +127,16 @@ export class TcpSyncLink extends EventEmitter<SyncLinkEvents> implements SyncLin
 
   get isOpen(): boolean {
     return !this.closing && this.channel.isOpen
+  }
+
+  /**
+   * Runs `fn` synchronously when the handshake completes (at once if it has). WHY not `ready`: a
+   * promise settles a microtask later, after the channel already delivered the frames that came
+   * in the same TCP segment as the handshake's last message — with nobody listening yet.
+   */
+  whenOpen(fn: () => void): void {
+    if (this.opened) fn()
+    else this.openListeners.push(fn)
   }
 
   async send(payload: Uint8Array): Promise<void> {
@@ -178,16 +192,16 @@ export class SyncLinkServer extends EventEmitter<SyncLinkServerEvents> {
     this.server = net.createServer((socket) => {
       const link = new TcpSyncLink(socket, 'listener', opts)
       this.pending.add(link)
-      link.ready.then(
-        () => {
-          this.pending.delete(link)
-          this.emit('link', link)
-        },
-        (err: Error) => {
-          this.pending.delete(link)
-          this.emit('rejected', err)
-        },
-      )
+      // Synchronously at open: a 'link' listener attaches its 'message' listener before the
+      // frames that followed the handshake in the same segment are delivered.
+      link.whenOpen(() => {
+        this.pending.delete(link)
+        this.emit('link', link)
+      })
+      link.ready.catch((err: Error) => {
+        this.pending.delete(link)
+        this.emit('rejected', err)
+      })
     })
   }
 

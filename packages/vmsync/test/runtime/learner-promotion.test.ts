@@ -1,0 +1,164 @@
+// LearnerPromotion on real parts: a consensus group of a voter (the primary) and a witness, a
+// spare that joins as a learner, SimulatedVm replicas on both VM members, SyncLinks over loopback
+// (the spare names itself in its first frame). Once the spare's full sync protects the primary's
+// outputs, the leader makes it a voter by itself.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  ConfChangeType,
+  EntryType,
+  MemberRole,
+  type Membership,
+  type NodeId,
+  Replica,
+} from '@plover/consensus'
+import t from 'tap'
+import { PageHasher } from '../../src/hashing/index.js'
+import { SyncLinks } from '../../src/link/sync-links.js'
+import { ConsensusOrderedLog } from '../../src/log/consensus-log.js'
+import { VmReplica } from '../../src/protocol/vm-replica.js'
+import {
+  CONSENSUS_ADD_MEMBER,
+  CONSENSUS_CONF_CHANGE_ENTRY,
+  CONSENSUS_LEARNER_ROLE,
+  LearnerPromotion,
+} from '../../src/runtime/learner-promotion.js'
+import { SimulatedVm } from '../../src/simulated/index.js'
+import { PSK } from '../protocol/fixtures/harness.js'
+
+async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as { port: number }).port
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+async function until<T>(what: string, f: () => T | undefined, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = f()
+    if (v !== undefined) return v
+    if (Date.now() > end) throw new Error(`timed out: ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+const quiet = { info: () => {}, warn: () => {} }
+
+t.test("the promotion's copies of consensus enum values match consensus", async (t) => {
+  t.equal(CONSENSUS_ADD_MEMBER, ConfChangeType.AddMember)
+  t.equal(CONSENSUS_LEARNER_ROLE, MemberRole.Learner)
+  t.equal(CONSENSUS_CONF_CHANGE_ENTRY, EntryType.ConfChange)
+})
+
+t.test('a learner whose full sync protected the primary becomes a voter', async (t) => {
+  const ids: NodeId[] = [1, 2, 3]
+  const ports = await Promise.all(ids.map(() => freePort()))
+  const syncPorts = [await freePort(), await freePort()]
+  const hasher = new PageHasher({ threads: 1 })
+  t.teardown(() => hasher.close())
+  const peersOf = (id: NodeId) =>
+    new Map(ids.filter((p) => p !== id).map((p) => [p, { host: '127.0.0.1', port: ports[p - 1]! }]))
+  const open = async (id: NodeId, membership: Membership) => {
+    const dir = mkdtempSync(join(tmpdir(), `plover-promotion-${id}-`))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const r = await Replica.open({
+      id,
+      dir,
+      listen: { host: '127.0.0.1', port: ports[id - 1]! },
+      peers: peersOf(id),
+      membership,
+      clusterKey: new Uint8Array(16).fill(4),
+      tickMs: 10,
+      electionTicks: 10,
+    })
+    t.teardown(() => r.close())
+    return r
+  }
+  const running = {
+    members: [
+      { id: 1, role: MemberRole.Voter },
+      { id: 3, role: MemberRole.Witness },
+    ],
+  }
+  const [r1, r3] = await Promise.all([open(1, running), open(3, running)])
+  await until('replica 1 leads', () => (r1.role === 'leader' ? true : undefined))
+
+  // VM replicas: the primary on 1 (a fresh cluster's leader), the spare's backup on 2.
+  const vmOn = async (id: NodeId, replica: Replica, role: 'primary' | 'backup') => {
+    const log = new ConsensusOrderedLog(replica)
+    const vm = new SimulatedVm({ pageCount: 128, seed: id, tickMs: 0 })
+    await vm.resume()
+    const vr = new VmReplica({
+      log,
+      vm,
+      tracker: vm.dirtyTracker,
+      hasher,
+      role,
+      needFull: true,
+      quietMaxMs: 50,
+      peerTimeoutMs: 5000,
+      followLeadership: false,
+    })
+    t.teardown(async () => {
+      await vr.close()
+      log.detach()
+      await vm.close()
+    })
+    return { log, vr }
+  }
+  const primary = await vmOn(1, r1, 'primary')
+  let backupId: number | undefined
+  const linksOf = (id: NodeId, vr: VmReplica, isLeader: () => boolean) => {
+    const links = new SyncLinks({
+      host: '127.0.0.1',
+      port: syncPorts[id - 1]!,
+      psk: PSK,
+      selfId: id,
+      logger: quiet,
+      isLeader,
+      accepting: isLeader,
+      leaderAddress: () => (isLeader() ? undefined : { id: 1, host: '127.0.0.1', port: syncPorts[0]! }),
+      onLink: (link, direction, peer) => {
+        if (direction === 'from-backup') backupId = peer
+        vr.attachLink(link)
+      },
+    })
+    t.teardown(() => links.close())
+    return links
+  }
+  const links1 = linksOf(1, primary.vr, () => r1.role === 'leader')
+  await links1.listen()
+  const promotion = new LearnerPromotion({ replica: r1, vm: primary.vr, backupId: () => backupId })
+  t.teardown(() => promotion.close())
+  const promoted: number[] = []
+  promotion.on('promoted', (id) => promoted.push(id))
+
+  // The spare: started as a learner, then added as one (the operator's only step).
+  const joining = { members: [...running.members, { id: 2, role: MemberRole.Learner }] }
+  const r2 = await open(2, joining)
+  const spare = await vmOn(2, r2, 'backup')
+  const links2 = linksOf(2, spare.vr, () => false)
+  await links2.listen()
+  await r1.proposeConfChange({ type: ConfChangeType.AddMember, id: 2, role: MemberRole.Learner })
+  links2.refresh()
+  await until('the primary knows its backup', () => backupId)
+  t.equal(backupId, 2, 'the sync link named the spare')
+
+  // Syncs, as the idle monitor would ask for them, until the spare is a voter.
+  const ticker = setInterval(() => primary.vr.requestSync().catch(() => {}), 100)
+  t.teardown(() => clearInterval(ticker))
+  await until('the spare promoted', () => (promoted.length > 0 ? true : undefined))
+  clearInterval(ticker)
+  t.same(promoted, [2], 'promoted once, the spare')
+  t.ok(primary.vr.guard.isProtected, 'after its full sync protected the outputs')
+  const roleOn = (r: Replica) => r.membership.members.find((m) => m.id === 2)?.role
+  await until('every member applied the change', () =>
+    [r1, r2, r3].every((r) => roleOn(r) === MemberRole.Voter) ? true : undefined,
+  )
+  t.pass('replica 2 is a voter on every member')
+  t.equal(spare.vr.trusted, true, 'and its VM is trusted')
+})

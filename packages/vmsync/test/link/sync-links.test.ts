@@ -2,19 +2,11 @@
 // in its first frame; the leader hands the link to the protocol with the backup's id, and the
 // frames after the identity reach the protocol. A dialer that sends anything else first, or
 // nothing, is closed; a replica that is not accepting refuses.
-import { createServer } from 'node:net'
 import t from 'tap'
 import { decodeSyncIdentity, encodeSyncIdentity, SyncLinks } from '../../src/link/sync-links.js'
 import { connectSyncLink, type TcpSyncLink } from '../../src/link/tcp-link.js'
+import { freePort } from '../fixtures/consensus-group.js'
 import { PSK, waitEvent } from '../protocol/fixtures/harness.js'
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 const quiet = { info: () => {}, warn: () => {} }
 

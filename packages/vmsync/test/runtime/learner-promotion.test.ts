@@ -2,18 +2,7 @@
 // spare that joins as a learner, SimulatedVm replicas on both VM members, SyncLinks over loopback
 // (the spare names itself in its first frame). Once the spare's full sync protects the primary's
 // outputs, the leader makes it a voter by itself.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import {
-  ConfChangeType,
-  EntryType,
-  MemberRole,
-  type Membership,
-  type NodeId,
-  Replica,
-} from '@plover/consensus'
+import { ConfChangeType, EntryType, MemberRole, type NodeId, type Replica } from '@plover/consensus'
 import t from 'tap'
 import { PageHasher } from '../../src/hashing/index.js'
 import { SyncLinks } from '../../src/link/sync-links.js'
@@ -26,25 +15,8 @@ import {
   LearnerPromotion,
 } from '../../src/runtime/learner-promotion.js'
 import { SimulatedVm } from '../../src/simulated/index.js'
+import { consensusGroup, freePort, until } from '../fixtures/consensus-group.js'
 import { PSK } from '../protocol/fixtures/harness.js'
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
-
-async function until<T>(what: string, f: () => T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out: ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 const quiet = { info: () => {}, warn: () => {} }
 
@@ -55,29 +27,11 @@ t.test("the promotion's copies of consensus enum values match consensus", async 
 })
 
 t.test('a learner whose full sync protected the primary becomes a voter', async (t) => {
-  const ids: NodeId[] = [1, 2, 3]
-  const ports = await Promise.all(ids.map(() => freePort()))
+  const group = await consensusGroup(t)
   const syncPorts = [await freePort(), await freePort()]
   const hasher = new PageHasher({ threads: 1 })
   t.teardown(() => hasher.close())
-  const peersOf = (id: NodeId) =>
-    new Map(ids.filter((p) => p !== id).map((p) => [p, { host: '127.0.0.1', port: ports[p - 1]! }]))
-  const open = async (id: NodeId, membership: Membership) => {
-    const dir = mkdtempSync(join(tmpdir(), `plover-promotion-${id}-`))
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-    const r = await Replica.open({
-      id,
-      dir,
-      listen: { host: '127.0.0.1', port: ports[id - 1]! },
-      peers: peersOf(id),
-      membership,
-      clusterKey: new Uint8Array(16).fill(4),
-      tickMs: 10,
-      electionTicks: 10,
-    })
-    t.teardown(() => r.close())
-    return r
-  }
+  const open = group.open
   const running = {
     members: [
       { id: 1, role: MemberRole.Voter },

@@ -2,11 +2,7 @@
 // Otherwise it must not serve and must hand leadership to another VM voter. Scripted against a
 // stand-in replica first (every branch, fast), then on a real three-member consensus group
 // (two voters with SimulatedVm replicas, one witness; real WALs and loopback sockets).
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { EntryType, MemberRole, type NodeId, Replica } from '@plover/consensus'
+import { EntryType, MemberRole, type NodeId, type Replica } from '@plover/consensus'
 import { EventEmitter } from 'eventemitter3'
 import t, { type Test } from 'tap'
 import { PageHasher } from '../../src/hashing/index.js'
@@ -22,6 +18,7 @@ import {
   type PrimacyVm,
 } from '../../src/runtime/primacy-gate.js'
 import { encodeKvRequest, KvOp, SimulatedVm } from '../../src/simulated/index.js'
+import { consensusGroup, until } from '../fixtures/consensus-group.js'
 
 t.test("the gate's copies of consensus enum values match consensus", async (t) => {
   t.equal(CONSENSUS_EMPTY_ENTRY, EntryType.Empty)
@@ -158,24 +155,6 @@ t.test('leadership gained after its no-op was already applied is not stuck', asy
   t.same(promotions, [true])
 })
 
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
-
-async function until<T>(what: string, f: () => T | undefined | false, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out: ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
-
 interface Member {
   readonly id: NodeId
   readonly replica: Replica
@@ -186,33 +165,11 @@ interface Member {
 }
 
 t.test('on real consensus: an untrusted leader hands over to the trusted VM', async (t) => {
-  const ids: NodeId[] = [1, 2, 3]
-  const ports = await Promise.all(ids.map(() => freePort()))
+  const group = await consensusGroup(t)
   const hasher = new PageHasher({ threads: 1 })
   t.teardown(() => hasher.close())
-  const membership = {
-    members: [
-      { id: 1, role: MemberRole.Voter },
-      { id: 2, role: MemberRole.Voter },
-      { id: 3, role: MemberRole.Witness },
-    ],
-  }
   const open = async (id: NodeId): Promise<Member> => {
-    const dir = mkdtempSync(join(tmpdir(), `plover-primacy-${id}-`))
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-    const replica = await Replica.open({
-      id,
-      dir,
-      listen: { host: '127.0.0.1', port: ports[id - 1]! },
-      peers: new Map(ids.filter((p) => p !== id).map((p) => [p, { host: '127.0.0.1', port: ports[p - 1]! }])),
-      membership,
-      clusterKey: new Uint8Array(16).fill(9),
-      tickMs: 10,
-      electionTicks: 10,
-      preVote: true,
-      checkQuorum: true,
-    })
-    t.teardown(() => replica.close())
+    const replica = await group.open(id)
     const roles: ReplicaRole[] = []
     const events: string[] = []
     if (id === 3) return { id, replica, roles, events }
@@ -244,7 +201,7 @@ t.test('on real consensus: an untrusted leader hands over to the trusted VM', as
     await vm.resume()
     return { id, replica, vr, gate, roles, events }
   }
-  const members = await Promise.all(ids.map(open))
+  const members = await Promise.all(group.ids.map(open))
   const vmMembers = members.filter((m) => m.vr)
 
   // A brand-new cluster: whichever voter leads serves from its fresh VM.

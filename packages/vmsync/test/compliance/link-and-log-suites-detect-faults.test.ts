@@ -67,20 +67,24 @@ t.test('SyncLink suite: a sound double passes', async (t) => {
   t.same(await linkFailures('none'), [])
 })
 
+/** The suite run on the faulty double reports a failure of the check `check` names. */
+function catches(what: string, failures: () => Promise<string[]>, check: RegExp): void {
+  t.test(what, async (t) => {
+    const got = await failures()
+    t.ok(
+      got.some((f) => check.test(f)),
+      `the check fails: ${got.join(' | ') || 'no failures'}`,
+    )
+  })
+}
+
 for (const [fault, check] of [
   ['reorder', /^payloads arrive whole and in send order/],
   ['synchronous', /^nothing is delivered from inside send\(\)/],
   ['silent-close', /^close: each end sees it once/],
   ['no-copy', /^the sender may reuse its buffer/],
-] as const) {
-  t.test(`SyncLink suite catches a link that does '${fault}'`, async (t) => {
-    const failures = await linkFailures(fault)
-    t.ok(
-      failures.some((f) => check.test(f)),
-      `the check fails: ${failures.join(' | ') || 'no failures'}`,
-    )
-  })
-}
+] as const)
+  catches(`SyncLink suite catches a link that does '${fault}'`, () => linkFailures(fault), check)
 
 type LogFault = 'none' | 'duplicate-apply' | 'wrong-index' | 'follower-accepts'
 
@@ -132,12 +136,5 @@ for (const [fault, check] of [
   ['duplicate-apply', /^proposals resolve with increasing indices/],
   ['wrong-index', /each record once, in index order, at its proposed index/],
   ['follower-accepts', /^a follower refuses to propose/],
-] as const) {
-  t.test(`OrderedLog suite catches a log that does '${fault}'`, async (t) => {
-    const failures = await logFailures(fault)
-    t.ok(
-      failures.some((f) => check.test(f)),
-      `the check fails: ${failures.join(' | ') || 'no failures'}`,
-    )
-  })
-}
+] as const)
+  catches(`OrderedLog suite catches a log that does '${fault}'`, () => logFailures(fault), check)

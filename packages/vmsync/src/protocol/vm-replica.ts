@@ -12,6 +12,7 @@ import { EventEmitter } from 'eventemitter3'
 import { InputBatcher, type InputBatcherOptions } from '../input/input-batcher.js'
 import { InputDelivery } from '../input/input-delivery.js'
 import type { SyncLink } from '../link/link.js'
+import { InputHistory } from '../log/input-history.js'
 import type { OrderedLog } from '../log/ordered-log.js'
 import type { SyncFailure, SyncReport } from '../metrics/sync-report.js'
 import { OutputGuard } from '../output/output-guard.js'
@@ -52,7 +53,10 @@ export interface VmReplicaOptions extends SyncSideOptions {
   readonly batcher?: InputBatcherOptions
   /**
    * Follow the log's 'leadership' events (default true): losing leadership demotes at once, so a
-   * replica that may no longer lead stops releasing outputs; gaining it promotes.
+   * replica that may no longer lead stops releasing outputs; gaining it promotes — a trusted VM,
+   * or one whose log never carried an input. An untrusted VM in a log that did is not promoted
+   * ('primacy-refused'): it would answer from an empty or stale state. With a consensus log use
+   * `false` and a PrimacyGate, which also waits for the leader's no-op and hands leadership over.
    */
   readonly followLeadership?: boolean
 }
@@ -78,6 +82,8 @@ export interface VmReplicaEvents {
   'precopy-round': (round: PrecopyRound) => void
   /** promote() or demote() changed the role (after the new side is in place). */
   role: (role: ReplicaRole) => void
+  /** followLeadership: the log leads, but this VM is untrusted and the log carried inputs. */
+  'primacy-refused': (reason: string) => void
 }
 
 export class VmReplica extends EventEmitter<VmReplicaEvents> {
@@ -123,10 +129,19 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
       this.emit('fault', e)
     })
     const detachDelivery = this.delivery.attach(o.log)
-    const onLeadership = (leader: boolean) => (leader ? this.promote() : this.demote())
-    if (o.followLeadership ?? true) o.log.on('leadership', onLeadership)
+    const follow = o.followLeadership ?? true
+    // Created with the log, like the delivery: it must see every applied record.
+    const history = follow ? new InputHistory(o.log) : undefined
+    const onLeadership = (leader: boolean) => {
+      if (!leader) this.demote()
+      else if (this.trusted) this.promote()
+      else if (!history?.carriedInput) this.promote({ trusted: true })
+      else this.emit('primacy-refused', 'untrusted VM in a log that carried inputs: needs a full sync first')
+    }
+    if (follow) o.log.on('leadership', onLeadership)
     this.detach = () => {
       detachDelivery()
+      history?.detach()
       o.log.off('leadership', onLeadership)
     }
     o.vm.on('frame-out', this.onFrame)

@@ -280,27 +280,48 @@ t.test(
   },
 )
 
-t.test('a primary promoted from an untrusted VM stays untrusted when demoted', async (t) => {
+t.test(
+  'leadership alone does not promote an untrusted VM; promoted by hand, it stays untrusted',
+  async (t) => {
+    const cluster = new MemoryLogCluster()
+    const A = await node(cluster, 1, 'primary')
+    const B = await node(cluster, 2, 'backup') // never synced: needFull
+    cluster.setLeader(A.log)
+    t.teardown(async () => {
+      for (const n of [A, B]) {
+        await n.replica.close()
+        await n.vm.close()
+      }
+    })
+    set(A.replica, 'x', 'y')
+    await settle(A, B)
+    t.equal(B.replica.trusted, false)
+    const refusals: string[] = []
+    B.replica.on('primacy-refused', (why) => refusals.push(why))
+    cluster.setLeader(B.log)
+    t.equal(B.replica.role, 'backup', 'the log carried an input: leading does not make it primary')
+    t.match(refusals, [/untrusted VM in a log that carried inputs/], 'and it says why')
+    B.replica.promote() // the caller's decision, without vouching for the VM
+    t.equal(B.replica.role, 'primary')
+    t.equal(B.replica.trusted, false, 'promotion does not make a VM trusted')
+    cluster.setLeader(A.log)
+    t.equal(B.replica.trusted, false, 'nor does demotion')
+    t.equal(B.replica.backup?.needFull, true, 'it waits for a full sync')
+    t.equal(A.replica.trusted, true, 'the other one was trusted as primary and stays so')
+  },
+)
+
+t.test('leadership of a log that never carried an input promotes a never-synced VM, trusted', async (t) => {
   const cluster = new MemoryLogCluster()
-  const A = await node(cluster, 1, 'primary')
   const B = await node(cluster, 2, 'backup') // never synced: needFull
-  cluster.setLeader(A.log)
   t.teardown(async () => {
-    for (const n of [A, B]) {
-      await n.replica.close()
-      await n.vm.close()
-    }
+    await B.replica.close()
+    await B.vm.close()
   })
-  set(A.replica, 'x', 'y')
-  await settle(A, B)
   t.equal(B.replica.trusted, false)
   cluster.setLeader(B.log)
-  t.equal(B.replica.role, 'primary')
-  t.equal(B.replica.trusted, false, 'promotion does not make a VM trusted')
-  cluster.setLeader(A.log)
-  t.equal(B.replica.trusted, false, 'nor does demotion')
-  t.equal(B.replica.backup?.needFull, true, 'it waits for a full sync')
-  t.equal(A.replica.trusted, true, 'the other one was trusted as primary and stays so')
+  t.equal(B.replica.role, 'primary', 'a brand-new cluster: it will execute every input')
+  t.equal(B.replica.trusted, true, 'so it is a correct execution of the log')
 })
 
 t.test('a synced backup whose log was compacted past unapplied inputs is fully synced next', async (t) => {

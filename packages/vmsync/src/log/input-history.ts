@@ -7,6 +7,13 @@
 import type { EventEmitter } from 'eventemitter3'
 import { type LogRecord, LogRecordKind, type OrderedLogEvents } from './ordered-log.js'
 
+/**
+ * May a VM act as primary of this log? 'fresh-log': the log never carried an input, so even a
+ * never-synced VM executes every one (promote it vouching for it); 'trusted': its state already
+ * is a correct execution; 'refuse': it would answer from an empty or stale state.
+ */
+export type PrimacyVerdict = 'fresh-log' | 'trusted' | 'refuse'
+
 export class InputHistory {
   private carried = false
   private readonly onApply = (r: LogRecord) => {
@@ -25,6 +32,12 @@ export class InputHistory {
   /** An input was applied, or the log was compacted before this process saw it. */
   get carriedInput(): boolean {
     return this.carried
+  }
+
+  /** The one rule for who may serve (PrimacyGate and VmReplica's own leadership follower). */
+  primacyFor(vmTrusted: boolean): PrimacyVerdict {
+    if (!this.carried) return 'fresh-log'
+    return vmTrusted ? 'trusted' : 'refuse'
   }
 
   detach(): void {

@@ -133,10 +133,11 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
     // Created with the log, like the delivery: it must see every applied record.
     const history = follow ? new InputHistory(o.log) : undefined
     const onLeadership = (leader: boolean) => {
-      if (!leader) this.demote()
-      else if (this.trusted) this.promote()
-      else if (!history?.carriedInput) this.promote({ trusted: true })
-      else this.emit('primacy-refused', 'untrusted VM in a log that carried inputs: needs a full sync first')
+      if (!leader) return this.demote()
+      const verdict = history!.primacyFor(this.trusted)
+      if (verdict === 'refuse')
+        this.emit('primacy-refused', 'untrusted VM in a log that carried inputs: needs a full sync first')
+      else this.promote({ trusted: verdict === 'fresh-log' })
     }
     if (follow) o.log.on('leadership', onLeadership)
     this.detach = () => {

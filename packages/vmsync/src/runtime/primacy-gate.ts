@@ -127,9 +127,9 @@ export class PrimacyGate extends EventEmitter<PrimacyGateEvents> {
 
   private decide(): void {
     if (this.o.replica.role !== 'leader') return
-    const fresh = !this.history.carriedInput
-    if (this.o.vm.trusted || fresh) {
-      this.promote(fresh)
+    const verdict = this.history.primacyFor(this.o.vm.trusted)
+    if (verdict !== 'refuse') {
+      this.promote(verdict === 'fresh-log')
       return
     }
     this.emit('refused')

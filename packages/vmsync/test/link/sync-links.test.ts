@@ -5,7 +5,7 @@
 import t from 'tap'
 import { decodeSyncIdentity, encodeSyncIdentity, SyncLinks } from '../../src/link/sync-links.js'
 import { connectSyncLink, type TcpSyncLink } from '../../src/link/tcp-link.js'
-import { freePort } from '../fixtures/consensus-group.js'
+import { freePort, until } from '../fixtures/consensus-group.js'
 import { PSK, waitEvent } from '../protocol/fixtures/harness.js'
 
 const quiet = { info: () => {}, warn: () => {} }
@@ -41,14 +41,6 @@ async function side(
   await s.links.listen()
   t.teardown(() => s.links.close())
   return s
-}
-
-async function until(what: string, f: () => boolean, ms = 5000) {
-  const end = Date.now() + ms
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
 }
 
 t.test('identity frames round-trip, and nothing else passes for one', async (t) => {

@@ -39,7 +39,7 @@ t.test('a learner whose full sync protected the primary becomes a voter', async 
     ],
   }
   const [r1, r3] = await Promise.all([open(1, running), open(3, running)])
-  await until('replica 1 leads', () => (r1.role === 'leader' ? true : undefined))
+  await until('replica 1 leads', () => r1.role === 'leader')
 
   // VM replicas: the primary on 1 (a fresh cluster's leader), the spare's backup on 2.
   const vmOn = async (id: NodeId, replica: Replica, role: 'primary' | 'backup') => {
@@ -105,7 +105,7 @@ t.test('a learner whose full sync protected the primary becomes a voter', async 
   // Syncs, as the idle monitor would ask for them, until the spare is a voter.
   const ticker = setInterval(() => primary.vr.requestSync().catch(() => {}), 100)
   t.teardown(() => clearInterval(ticker))
-  await until('the spare promoted', () => (promoted.length > 0 ? true : undefined))
+  await until('the spare promoted', () => promoted.length > 0)
   clearInterval(ticker)
   t.same(promoted, [2], 'promoted once, the spare')
   t.ok(primary.vr.guard.isProtected, 'after its full sync protected the outputs')

@@ -102,3 +102,17 @@ t.test('a NotLeader hint is followed to the leader', async (t) => {
   t.equal(r.status, KvStatus.Ok, 'answered by the leader')
   t.equal(other.seen.requests, 0, 'the hint was followed instead of trying endpoints in order')
 })
+
+t.test('one attempt at a non-leader rejects, naming it, and moves to the hinted leader', async (t) => {
+  const live = await server(t, 'answer')
+  const follower = await server(t, { redirect: () => live.endpoint })
+  const client = new KvClusterClient({ endpoints: [follower.endpoint], clientId: 11 })
+  t.teardown(() => client.close())
+  await t.rejects(client.request(KvOp.Get, 'k'), {
+    name: 'RetryableError',
+    message: `${follower.endpoint} is not the leader`,
+  })
+  t.equal(client.endpoint, live.endpoint, 'the next attempt goes to the hinted leader')
+  const r = await client.request(KvOp.Get, 'k')
+  t.equal(r.status, KvStatus.Ok, 'answered by the leader')
+})

@@ -1,20 +1,24 @@
 // Failures beyond the demo's single SIGKILL of the primary, each on real replica processes on
 // loopback with a client workload running throughout: a second failover onto a replica that was
-// re-protected by a full sync, the loss of the backup, the loss of the witness, and a primary
-// that hangs (SIGSTOP) and comes back while a new primary serves. Every scenario ends the same
+// re-protected by a full sync, the loss of the backup, the loss of the witness, a primary that
+// hangs (SIGSTOP) and comes back while a new primary serves, and a primary cut off from its peers
+// by a network partition (relays on loopback) while it keeps running and clients still reach it.
+// Every scenario ends the same
 // way: every write the client saw acknowledged is read back from whoever leads at the end, and
 // no GET ever returned anything but the acknowledged value.
+
+import { KvOp, KvStatus } from '@plover/vmsync'
 import t, { type Test } from 'tap'
 import { KvClusterClient } from '../src/client/kv-cluster-client.js'
 import { DemoCluster, type ReplicaStatus, TRIO } from '../src/demo/cluster.js'
 import { metric } from '../src/demo/metrics-scrape.js'
 import { reprotect } from '../src/demo/reprotect.js'
-import { until } from '../src/demo/until.js'
+import { sleep, until } from '../src/demo/until.js'
 import { verifyAcked, Workload } from '../src/demo/workload.js'
 
 /** A protected trio with the client workload running; torn down with the test. */
-async function running(t: Test) {
-  const cluster = await DemoCluster.create({ vmPages: 2048 })
+async function running(t: Test, opts: { relayPeers?: boolean } = {}) {
+  const cluster = await DemoCluster.create({ vmPages: 2048, ...opts })
   t.teardown(() => cluster.cleanup())
   const first = await cluster.startTrio()
   const primary = first.id
@@ -158,3 +162,78 @@ t.test('a primary that hangs and comes back steps down; it never serves beside t
   await progress(s.wl, 'the client to carry on')
   await readBack(t, s)
 })
+
+t.test(
+  'a primary cut off from its peers keeps running but acknowledges nothing; after the partition heals it becomes the backup',
+  async (t) => {
+    const s = await running(t, { relayPeers: true })
+    const cutOff = s.cluster.procs.get(s.primary)!
+    const cutOffEndpoint = `${cutOff.addr.host}:${cutOff.addr.clientPort}`
+    s.cluster.isolate(s.primary)
+
+    // A client that reaches only the cut-off primary (a fresh connection per write, so no redirect
+    // can take it elsewhere): none of its writes may be acknowledged, and none may take effect.
+    let stop = false
+    // held: accepted but never answered (it still took itself for the leader, then dropped the
+    // connection when it stepped down, or the attempt timed out); refused: it said it was not.
+    const stranded = { keys: [] as string[], acked: 0, held: 0, refused: 0 }
+    const strandedLoop = (async () => {
+      for (let i = 0; !stop; i++) {
+        const key = `stranded-${i}`
+        stranded.keys.push(key)
+        const c = new KvClusterClient({
+          endpoints: [cutOffEndpoint],
+          clientId: 0x5700 + i,
+          requestTimeoutMs: 1000,
+        })
+        try {
+          const r = await c.request(KvOp.Set, key, 'from the minority side')
+          if (r.status === KvStatus.Ok) stranded.acked++
+        } catch (err) {
+          if (/not the leader/.test((err as Error).message)) stranded.refused++
+          else stranded.held++
+        } finally {
+          c.close()
+        }
+        await sleep(50)
+      }
+    })()
+
+    const next = await until('the backup to lead and serve as primary', 20_000, async () => {
+      const st = await s.cluster.procs.get(s.backup)!.status()
+      return st?.role === 'leader' && st.vm?.role === 'primary' ? st : undefined
+    })
+    t.ok(next.term! > 0, `the backup (${s.backup}) took over in term ${next.term} with the witness vote`)
+    await progress(s.wl, 'the client to carry on with the new primary')
+    const old = await until('the cut-off primary to step down by itself', 20_000, async () => {
+      const st = await cutOff.status()
+      return st && st.role !== 'leader' && st.vm?.role !== 'primary' ? st : undefined
+    })
+    t.ok(cutOff.alive, `the cut-off replica kept running (now ${old.role}, VM ${old.vm?.role})`)
+    stop = true
+    await strandedLoop
+    t.ok(
+      stranded.held > 0,
+      `writes reached it while it still led (${stranded.held} held unanswered, ${stranded.refused} refused)`,
+    )
+    t.equal(stranded.acked, 0, 'the cut-off primary acknowledged no write')
+
+    s.cluster.heal()
+    await until("the old primary to become the new primary's backup", 30_000, async () => {
+      const st = await s.cluster.procs.get(s.backup)!.status()
+      return st?.vm?.protected && st.vm.hasBackup
+    })
+    const rejoined = await cutOff.status()
+    t.equal(rejoined?.leader, s.backup, 'after the partition the old primary follows the new one')
+    await syncs(s.cluster, s.backup, 3)
+    await progress(s.wl, 'the client to carry on, protected again')
+
+    let applied = 0
+    for (const key of stranded.keys) {
+      const r = await s.client.call(KvOp.Get, key, undefined, Date.now() + 20_000)
+      if (r.status !== KvStatus.NotFound) applied++
+    }
+    t.equal(applied, 0, 'no write sent to the minority side took effect')
+    await readBack(t, s)
+  },
+)

@@ -124,10 +124,12 @@ export class KvClusterClient {
           if (m.type === ClientMsg.Response) this.onResponse(m.body)
           else if (m.type === ClientMsg.NotLeader) {
             const hint = JSON.parse(m.body.toString()) as NotLeaderInfo
+            const from = this.endpoint
             if (hint.client && hint.client !== this.endpoint) this.endpoint = hint.client
             else this.rotate()
             // Every request on this connection gets the same answer: go elsewhere.
-            s.destroy()
+            if (this.socket === s) this.drop(new RetryableError(`${from} is not the leader`))
+            else s.destroy()
             return
           }
         }

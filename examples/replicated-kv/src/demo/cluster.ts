@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { MemberKind, ReplicaAddress, SyncTuning } from '../config/replica-config.js'
 import { httpGet, type MetricMap, parsePrometheus } from './metrics-scrape.js'
+import { PeerRelay } from './peer-relay.js'
 import { freePorts } from './ports.js'
 import { until } from './until.js'
 
@@ -89,6 +90,11 @@ export interface ClusterOptions {
   readonly sync?: Partial<SyncTuning>
   /** Replica setting compactAfterEntries (default: the replica's). */
   readonly compactAfterEntries?: number
+  /**
+   * Route every replica-to-replica connection (consensus and sync) through a relay, so that
+   * isolate() can partition the network. Client and HTTP ports stay direct.
+   */
+  readonly relayPeers?: boolean
 }
 
 export class DemoCluster {
@@ -96,6 +102,8 @@ export class DemoCluster {
   readonly procs = new Map<number, ReplicaProc>()
   private readonly key = randomBytes(32).toString('hex')
   private addrs: ReplicaAddress[] = []
+  /** relayPeers: the relays replica `from` dials its peers through. */
+  private readonly relays: PeerRelay[] = []
 
   private constructor(private readonly o: ClusterOptions) {
     this.root = mkdtempSync(join(tmpdir(), 'plover-demo-'))
@@ -121,6 +129,7 @@ export class DemoCluster {
               metricsPort: p(base + 3),
             }
       })
+      if (o.relayPeers) await c.openRelays()
       for (const a of c.addrs) {
         c.procs.set(
           a.id,
@@ -128,10 +137,61 @@ export class DemoCluster {
         )
       }
     } catch (err) {
+      await c.closeRelays()
       c.removeRoot()
       throw err
     }
     return c
+  }
+
+  private async openRelays(): Promise<void> {
+    for (const from of this.addrs)
+      for (const to of this.addrs) {
+        if (from.id === to.id) continue
+        for (const port of [to.consensusPort, to.syncPort]) {
+          if (port === undefined) continue
+          const r = new PeerRelay(from.id, to.id, { host: to.host, port })
+          this.relays.push(r)
+          await r.listen()
+        }
+      }
+  }
+
+  private async closeRelays(): Promise<void> {
+    await Promise.all(this.relays.splice(0).map((r) => r.close()))
+  }
+
+  /** The membership as replica `id` sees it: its peers' consensus and sync ports are relays. */
+  private replicasSeenBy(id: number): ReplicaAddress[] {
+    if (this.relays.length === 0) return this.addrs
+    const via = (to: ReplicaAddress, port: number | undefined) =>
+      port === undefined
+        ? undefined
+        : this.relays.find((r) => r.from === id && r.to === to.id && r.targetPort === port)!.port
+    return this.addrs.map((a) => {
+      if (a.id === id) return a
+      const syncPort = via(a, a.syncPort)
+      return {
+        ...a,
+        host: '127.0.0.1',
+        consensusPort: via(a, a.consensusPort)!,
+        ...(syncPort === undefined ? {} : { syncPort }),
+      }
+    })
+  }
+
+  /**
+   * A network partition around replica `id` (relayPeers only): nothing flows between it and any
+   * peer, in either direction, until heal(). It keeps running, and clients still reach it.
+   */
+  isolate(id: number): void {
+    if (this.relays.length === 0) throw new Error('isolate() needs a cluster created with relayPeers')
+    for (const r of this.relays) if (r.from === id || r.to === id) r.cut()
+  }
+
+  /** Ends every partition: held bytes and closes flow, parked connections are made. */
+  heal(): void {
+    for (const r of this.relays) r.heal()
   }
 
   get clientEndpoints(): string[] {
@@ -149,7 +209,7 @@ export class DemoCluster {
           id,
           dataDir: proc.dir,
           clusterKey: this.key,
-          replicas: this.addrs,
+          replicas: this.replicasSeenBy(id),
           bootstrap,
           vmPages: this.o.vmPages,
           ...(this.o.sync ? { sync: this.o.sync } : {}),
@@ -254,6 +314,7 @@ export class DemoCluster {
       new Promise((r) => setTimeout(r, 2000)),
     ])
     for (const p of live) p.child!.kill('SIGKILL')
+    await this.closeRelays()
     this.removeRoot()
   }
 
@@ -264,6 +325,7 @@ export class DemoCluster {
   /** Stops every replica and deletes the temp root (kept if PLOVER_DEMO_KEEP=1, for debugging). */
   async cleanup(): Promise<void> {
     await this.stopAll()
+    await this.closeRelays()
     if (process.env.PLOVER_DEMO_KEEP === '1') process.stdout.write(`PLOVER_DEMO_KEEP=1: kept ${this.root}\n`)
     else this.removeRoot()
   }

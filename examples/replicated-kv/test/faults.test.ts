@@ -3,9 +3,8 @@
 // re-protected by a full sync, the loss of the backup, the loss of the witness, a primary that
 // hangs (SIGSTOP) and comes back while a new primary serves, and a primary cut off from its peers
 // by a network partition (relays on loopback) while it keeps running and clients still reach it.
-// Every scenario ends the same
-// way: every write the client saw acknowledged is read back from whoever leads at the end, and
-// no GET ever returned anything but the acknowledged value.
+// Every scenario ends the same way: every write the client saw acknowledged is read back from
+// whoever leads at the end, and no GET ever returned anything but the acknowledged value.
 
 import { KvOp, KvStatus } from '@plover/vmsync'
 import t, { type Test } from 'tap'

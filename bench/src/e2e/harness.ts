@@ -9,6 +9,7 @@
 import { loadavg } from 'node:os'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { SyncReportFields } from '../../../examples/qemu-redis/src/replica/config.js'
+import { CpuAccounting, type CpuUse, cpuBoundCeiling } from './cpu-accounting.js'
 
 const DEMO_RUN = fileURLToPath(new URL('../../../examples/qemu-redis/src/demo/run.ts', import.meta.url))
 
@@ -127,6 +128,13 @@ export interface RunOutcome {
   /** The primary's first full sync (the backup joining), from its sync report. */
   readonly fullSync?: FullSyncStats
   readonly notDone?: string[]
+  /** Where the host's CPU went over the load window, and what that allows. */
+  readonly cpu?: CpuUse & {
+    /** CPU (all but `other`) per served request, ms. */
+    readonly msPerRequest: number
+    /** Requests/s if the host's cores did only this configuration's work (cpuBoundCeiling). */
+    readonly ceilingPerS: number
+  }
 }
 
 export interface FullSyncStats {
@@ -235,6 +243,8 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
     print: (l: string) => print(`    ${l}`),
   })
   current = demo
+  const cpuAccounting = new CpuAccounting()
+  cpuAccounting.start()
   try {
     let load: LoadResult
     let fullSyncMs: number | undefined
@@ -248,6 +258,7 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
     } else {
       load = await demo.runUnreplicated({ path: spec.kind === 'unreplicated-direct' ? 'direct' : 'relay' })
     }
+    cpuAccounting.stop()
     const seconds = (load.endedAt - load.startedAt) / 1000
     const served = load.served
     const servedS = served ? (served.end.at - served.start.at) / 1000 : seconds
@@ -270,6 +281,19 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
     }
     const a = load.primaryAtStart?.vm
     const b = load.primaryAtEnd?.vm
+    const cpuUse = cpuAccounting.use(load.startedAt, load.endedAt)
+    const servedPerS = setPerS !== undefined && getPerS !== undefined ? setPerS + getPerS : undefined
+    const cpu =
+      cpuUse && servedPerS
+        ? {
+            ...cpuUse,
+            msPerRequest:
+              ((cpuUse.cores.guests + cpuUse.cores.replicas + cpuUse.cores.client + cpuUse.cores.bench) *
+                1000) /
+              servedPerS,
+            ceilingPerS: cpuBoundCeiling(cpuUse, servedPerS),
+          }
+        : undefined
     return {
       spec,
       ok: true,
@@ -295,11 +319,13 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
       ...(fullSyncMs !== undefined ? { fullSyncMs } : {}),
       ...(fullSync ? { fullSync } : {}),
       ...(notDone?.length ? { notDone } : {}),
+      ...(cpu ? { cpu } : {}),
     }
   } catch (err) {
     await demo.cleanup().catch(() => {})
     return { spec, ok: false, error: (err as Error).message, loadavgBefore }
   } finally {
+    cpuAccounting.stop()
     current = undefined
   }
 }

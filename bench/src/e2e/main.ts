@@ -25,6 +25,7 @@ import { cpus, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { CPU_CATEGORIES } from './cpu-accounting.js'
 import { fmt, fmtBytes, type RunOutcome, type RunSpec, runConfig, table } from './harness.js'
 import { insideShapedNamespace, reexecShaped, shapeLoopback } from './shaped-link.js'
 
@@ -223,6 +224,30 @@ for (const side of ['primary', 'backup'] as const) {
     ),
   )
 }
+print(
+  '\nWhere the host CPU goes (cores used over the load window; "other" = host busy minus the rest, ' +
+    'not this bench; ceiling = host cores / CPU per request, ignoring latency)',
+)
+print(
+  table(
+    [
+      'configuration',
+      ...CPU_CATEGORIES,
+      'host busy',
+      'CPU ms/request',
+      'CPU-bound ceiling req/s',
+      'ceiling × anchor',
+    ],
+    outcomes.map((o) => [
+      o.spec.label,
+      ...CPU_CATEGORIES.map((c) => fmt(o.cpu?.cores[c], 2)),
+      o.cpu ? `${fmt(o.cpu.hostBusyCores, 2)} of ${o.cpu.hostCores}` : '—',
+      fmt(o.cpu?.msPerRequest, 3),
+      fmt(o.cpu?.ceilingPerS, 0),
+      fmt(ratio(o.cpu?.ceilingPerS, anchor?.servedPerS), 3),
+    ]),
+  ),
+)
 const vsmrVsAnchor = ratio(vsmr?.servedPerS, anchor?.servedPerS)
 const vsmrVsRemus = ratio(vsmr?.servedPerS, remus?.servedPerS)
 print('\nTargets')
@@ -251,6 +276,7 @@ const result = {
   ratios: {
     ploverVsUnreplicated: vsmrVsAnchor ?? null,
     ploverVsRemus: vsmrVsRemus ?? null,
+    ploverCpuCeilingVsUnreplicated: ratio(vsmr?.cpu?.ceilingPerS, anchor?.servedPerS) ?? null,
     relayVsDirect:
       ratio(outcomes.find((o) => o.spec.kind === 'unreplicated-relay')?.servedPerS, anchor?.servedPerS) ??
       null,

@@ -5,7 +5,8 @@
 // WHY: every reply of a replicated guest costs CPU in two guests and the replicas' Node processes,
 // while the unreplicated anchor pays for one guest. On a host with few cores that alone bounds the
 // throughput any replicated design can reach; measuring CPU per request in the same run as the
-// anchor turns "the host is too small" into a number (see cpuBoundCeiling).
+// anchor turns "the host is too small" into numbers: what one request costs the guests, and what
+// the replicas spend beside it.
 import { readdirSync, readFileSync } from 'node:fs'
 
 /** Linux's USER_HZ (the unit of /proc/<pid>/stat times), 100 on every architecture we run. */
@@ -48,7 +49,8 @@ function hostTicks(): { busy: number; total: number; cores: number } {
 
 function categoryOf(pid: number, comm: string): Exclude<CpuCategory, 'other'> | undefined {
   if (pid === process.pid) return 'bench'
-  if (comm.startsWith('qemu-system')) return 'guests'
+  // @plover/qemu names its QEMUs' processes plover-<name> (QEMU's -name …,process=).
+  if (comm.startsWith('qemu-system') || comm.startsWith('plover-')) return 'guests'
   if (comm === 'redis-benchmark') return 'client'
   if (comm === 'node' || comm.startsWith('MainThread') || comm.startsWith('node')) {
     let cmd = ''
@@ -131,14 +133,4 @@ export class CpuAccounting {
     ) as Record<CpuCategory, number>
     return { seconds, cores, hostBusyCores: hostBusyTicks / TICKS_PER_S / seconds, hostCores: this.cores }
   }
-}
-
-/**
- * The throughput a configuration could reach if the whole host did nothing but its work: host
- * cores divided by the CPU it spent per request (everything but `other`, which is not its work).
- * An upper bound: it ignores latency, which is what limits a closed-loop client here.
- */
-export function cpuBoundCeiling(use: CpuUse, servedPerS: number): number {
-  const own = use.cores.guests + use.cores.replicas + use.cores.client + use.cores.bench
-  return own > 0 ? (use.hostCores * servedPerS) / own : Number.NaN
 }

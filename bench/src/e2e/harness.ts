@@ -9,7 +9,7 @@
 import { loadavg } from 'node:os'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { SyncReportFields } from '../../../examples/qemu-redis/src/replica/config.js'
-import { CpuAccounting, type CpuUse, cpuBoundCeiling } from './cpu-accounting.js'
+import { CPU_CATEGORIES, CpuAccounting, type CpuCategory, type CpuUse } from './cpu-accounting.js'
 
 const DEMO_RUN = fileURLToPath(new URL('../../../examples/qemu-redis/src/demo/run.ts', import.meta.url))
 
@@ -130,10 +130,10 @@ export interface RunOutcome {
   readonly notDone?: string[]
   /** Where the host's CPU went over the load window, and what that allows. */
   readonly cpu?: CpuUse & {
-    /** CPU (all but `other`) per served request, ms. */
-    readonly msPerRequest: number
-    /** Requests/s if the host's cores did only this configuration's work (cpuBoundCeiling). */
-    readonly ceilingPerS: number
+    /** CPU per served request, ms, by category. */
+    readonly msPerRequest: Readonly<Record<CpuCategory, number>>
+    /** The replica processes' CPU per sync, ms (Plover only): an upper bound of a sync's cost. */
+    readonly replicasMsPerSync?: number
   }
 }
 
@@ -283,15 +283,16 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
     const b = load.primaryAtEnd?.vm
     const cpuUse = cpuAccounting.use(load.startedAt, load.endedAt)
     const servedPerS = setPerS !== undefined && getPerS !== undefined ? setPerS + getPerS : undefined
+    const sync = spec.kind === 'plover' ? syncStats(inWindow, seconds) : undefined
+    const syncsPerS = sync?.syncsPerS
     const cpu =
       cpuUse && servedPerS
         ? {
             ...cpuUse,
-            msPerRequest:
-              ((cpuUse.cores.guests + cpuUse.cores.replicas + cpuUse.cores.client + cpuUse.cores.bench) *
-                1000) /
-              servedPerS,
-            ceilingPerS: cpuBoundCeiling(cpuUse, servedPerS),
+            msPerRequest: Object.fromEntries(
+              CPU_CATEGORIES.map((c) => [c, (cpuUse.cores[c] * 1000) / servedPerS]),
+            ) as Record<CpuCategory, number>,
+            ...(syncsPerS ? { replicasMsPerSync: (cpuUse.cores.replicas * 1000) / syncsPerS } : {}),
           }
         : undefined
     return {
@@ -315,7 +316,7 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
       ...(a?.inputBytes !== undefined && b?.inputBytes !== undefined
         ? { logBytesPerS: (b.inputBytes - a.inputBytes) / seconds }
         : {}),
-      ...(spec.kind === 'plover' ? { sync: syncStats(inWindow, seconds) } : {}),
+      ...(spec.kind === 'plover' ? { sync } : {}),
       ...(fullSyncMs !== undefined ? { fullSyncMs } : {}),
       ...(fullSync ? { fullSync } : {}),
       ...(notDone?.length ? { notDone } : {}),

@@ -225,26 +225,19 @@ for (const side of ['primary', 'backup'] as const) {
   )
 }
 print(
-  '\nWhere the host CPU goes (cores used over the load window; "other" = host busy minus the rest, ' +
-    'not this bench; ceiling = host cores / CPU per request, ignoring latency)',
+  '\nWhere the host CPU goes (cores used over the load window; "other" = host busy minus the rest: ' +
+    "not this bench's processes)",
 )
 print(
   table(
-    [
-      'configuration',
-      ...CPU_CATEGORIES,
-      'host busy',
-      'CPU ms/request',
-      'CPU-bound ceiling req/s',
-      'ceiling × anchor',
-    ],
+    ['configuration', ...CPU_CATEGORIES, 'host busy', 'guests ms/req', 'replicas ms/req', 'replicas ms/sync'],
     outcomes.map((o) => [
       o.spec.label,
       ...CPU_CATEGORIES.map((c) => fmt(o.cpu?.cores[c], 2)),
       o.cpu ? `${fmt(o.cpu.hostBusyCores, 2)} of ${o.cpu.hostCores}` : '—',
-      fmt(o.cpu?.msPerRequest, 3),
-      fmt(o.cpu?.ceilingPerS, 0),
-      fmt(ratio(o.cpu?.ceilingPerS, anchor?.servedPerS), 3),
+      fmt(o.cpu?.msPerRequest.guests, 3),
+      fmt(o.cpu?.msPerRequest.replicas, 3),
+      fmt(o.cpu?.replicasMsPerSync, 1),
     ]),
   ),
 )
@@ -276,7 +269,6 @@ const result = {
   ratios: {
     ploverVsUnreplicated: vsmrVsAnchor ?? null,
     ploverVsRemus: vsmrVsRemus ?? null,
-    ploverCpuCeilingVsUnreplicated: ratio(vsmr?.cpu?.ceilingPerS, anchor?.servedPerS) ?? null,
     relayVsDirect:
       ratio(outcomes.find((o) => o.spec.kind === 'unreplicated-relay')?.servedPerS, anchor?.servedPerS) ??
       null,

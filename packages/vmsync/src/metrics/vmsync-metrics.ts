@@ -116,6 +116,17 @@ export class VmsyncMetrics {
       })
     gauge('held_frames', 'Outbound frames held until their sync commits', () => guard.stats().heldFrames)
     gauge('held_bytes', 'Outbound bytes held until their sync commits', () => guard.stats().heldBytes)
+    let droppedSeen = 0
+    new Counter({
+      name: `${p}dropped_frames_total`,
+      help: 'Outbound frames dropped because maxHeldBytes were already held (a stalled sync)',
+      registers,
+      collect() {
+        const dropped = guard.stats().droppedFrames
+        if (dropped > droppedSeen) this.inc(dropped - droppedSeen)
+        droppedSeen = dropped
+      },
+    })
     gauge('oldest_held_age_ms', 'Age of the oldest held frame (ms)', () => guard.stats().oldestHeldAgeMs)
     gauge('unprotected', '1 while the primary releases outputs without a synced backup', () =>
       guard.outputRole === 'primary' && !guard.isProtected ? 1 : 0,

@@ -2,6 +2,9 @@
 // order, only when that epoch's sync is committed (SyncDone in the log): a client never sees an
 // output the backup could not reproduce. The backup's frames are discarded. With no live backup
 // the primary is unprotected: it releases immediately and raises an alarm until re-protected.
+// Held bytes are bounded (maxHeldBytes): past the bound new frames are dropped, as a full NIC
+// queue would drop them, so a stalled sync cannot grow the process without limit; TCP in the
+// guest retransmits what was dropped.
 import { EventEmitter } from 'eventemitter3'
 
 export type OutputRole = 'primary' | 'backup'
@@ -13,6 +16,8 @@ export interface OutputGuardEvents {
   unprotected: (reason: string) => void
   /** A backup completed a sync; outputs are held again. */
   protected: () => void
+  /** Held bytes reached maxHeldBytes: frames are dropped until a release makes room (once per period). */
+  overflow: (heldBytes: number) => void
 }
 
 export interface OutputGuardStats {
@@ -23,6 +28,9 @@ export interface OutputGuardStats {
   readonly releasedFrames: number
   readonly releasedBytes: number
   readonly discardedFrames: number
+  /** Frames the primary dropped because maxHeldBytes were already held. */
+  readonly droppedFrames: number
+  readonly droppedBytes: number
   /** Frames the primary emitted since it started (PLOVER's output count for the marker). */
   readonly emittedFrames: number
   readonly isProtected: boolean
@@ -39,8 +47,12 @@ export interface OutputGuardOptions {
   readonly role: OutputRole
   /** Start protected (a backup is known in sync). Default false: unprotected until a sync. */
   readonly protected?: boolean
+  /** Most bytes held at once (default 64 MiB); frames beyond it are dropped and counted. */
+  readonly maxHeldBytes?: number
   readonly now?: () => number
 }
+
+export const DEFAULT_MAX_HELD_BYTES = 64 * 1024 * 1024
 
 export class OutputGuard extends EventEmitter<OutputGuardEvents> {
   private role: OutputRole
@@ -52,14 +64,21 @@ export class OutputGuard extends EventEmitter<OutputGuardEvents> {
   private releasedFrames = 0
   private releasedBytes = 0
   private discardedFrames = 0
+  private droppedFrames = 0
+  private droppedBytes = 0
   private emittedFrames = 0
   private alarmRaised = false
+  private overflowing = false
+  private readonly maxHeldBytes: number
   private readonly now: () => number
 
   constructor(opts: OutputGuardOptions) {
     super()
     this.role = opts.role
     this.isProtectedFlag = opts.protected ?? false
+    this.maxHeldBytes = opts.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES
+    if (!(this.maxHeldBytes > 0))
+      throw new RangeError(`maxHeldBytes must be positive, got ${opts.maxHeldBytes}`)
     this.now = opts.now ?? (() => performance.now())
   }
 
@@ -82,6 +101,16 @@ export class OutputGuard extends EventEmitter<OutputGuardEvents> {
       this.out(frame)
       return
     }
+    if (this.heldBytes + frame.length > this.maxHeldBytes) {
+      this.droppedFrames++
+      this.droppedBytes += frame.length
+      if (!this.overflowing) {
+        this.overflowing = true
+        this.emit('overflow', this.heldBytes)
+      }
+      return
+    }
+    this.overflowing = false
     this.held.push({ frame, at: this.now(), epoch: undefined })
     this.heldBytes += frame.length
   }
@@ -155,6 +184,8 @@ export class OutputGuard extends EventEmitter<OutputGuardEvents> {
       releasedFrames: this.releasedFrames,
       releasedBytes: this.releasedBytes,
       discardedFrames: this.discardedFrames,
+      droppedFrames: this.droppedFrames,
+      droppedBytes: this.droppedBytes,
       emittedFrames: this.emittedFrames,
       isProtected: this.isProtectedFlag,
     }

@@ -51,6 +51,8 @@ export interface VmReplicaOptions extends SyncSideOptions {
   /** Backup only: VM state untrusted at start (default true -> first sync is full). */
   readonly needFull?: boolean
   readonly batcher?: InputBatcherOptions
+  /** Primary: most output bytes held for syncs at once; beyond it frames are dropped (OutputGuard). */
+  readonly maxHeldOutputBytes?: number
   /**
    * Follow the log's 'leadership' events (default true): losing leadership demotes at once, so a
    * replica that may no longer lead stops releasing outputs; gaining it promotes — a trusted VM,
@@ -71,6 +73,8 @@ export interface VmReplicaEvents {
   release: (frame: Uint8Array) => void
   unprotected: (reason: string) => void
   protected: () => void
+  /** Held outputs reached maxHeldOutputBytes: frames are being dropped (once per period). */
+  'output-overflow': (heldBytes: number) => void
   /** Input delivery stopped: the VM refused a frame. */
   fault: (error: Error) => void
   /**
@@ -105,8 +109,12 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
   constructor(private readonly o: VmReplicaOptions) {
     super()
     this.roleValue = o.role
-    this.guard = new OutputGuard({ role: o.role })
+    this.guard = new OutputGuard({
+      role: o.role,
+      ...(o.maxHeldOutputBytes !== undefined ? { maxHeldBytes: o.maxHeldOutputBytes } : {}),
+    })
     this.guard.on('release', (f) => this.emit('release', f))
+    this.guard.on('overflow', (held) => this.emit('output-overflow', held))
     this.guard.on('unprotected', (r) => this.emit('unprotected', r))
     this.guard.on('protected', () => this.emit('protected'))
     this.batcher = new InputBatcher(o.log, o.batcher)

@@ -52,8 +52,9 @@ t.test('sync reports and guard stats are exposed', async (t) => {
     precopiedPages: 700,
   })
   m.observeFailure({ side: 'backup', epoch: 4, reason: 'x', error: new Error('x') })
-  const g = new OutputGuard({ role: 'primary', protected: true })
+  const g = new OutputGuard({ role: 'primary', protected: true, maxHeldBytes: 150 })
   g.push(Buffer.alloc(100))
+  g.push(Buffer.alloc(100)) // over the bound: dropped
   m.trackOutputGuard(g)
   const text = await m.metrics()
   t.match(text, /plover_vmsync_syncs_total\{side="primary",mode="Vsmr",replica="r1"\} 1/)
@@ -66,6 +67,13 @@ t.test('sync reports and guard stats are exposed', async (t) => {
   t.match(text, /plover_vmsync_sync_step_ms_sum\{replica="r1",side="primary",step="collect"\} 3\n/)
   t.match(text, /plover_vmsync_output_held_bytes\{replica="r1"\} 100/)
   t.match(text, /plover_vmsync_output_unprotected\{replica="r1"\} 0/)
+  t.match(text, /plover_vmsync_output_dropped_frames_total\{replica="r1"\} 1\n/)
+  g.push(Buffer.alloc(100))
+  t.match(
+    await m.metrics(),
+    /plover_vmsync_output_dropped_frames_total\{replica="r1"\} 2\n/,
+    'the counter follows',
+  )
   t.notMatch(await globalRegistry.metrics(), /plover_vmsync/, 'global registry untouched')
   // Two instances in one process do not collide.
   t.doesNotThrow(() => new VmsyncMetrics())

@@ -5,11 +5,12 @@ import { OutputGuard } from '../../src/output/output-guard.js'
 
 const f = (s: string) => Buffer.from(s)
 
-function guard(opts: { role?: 'primary' | 'backup'; protected?: boolean } = {}) {
+function guard(opts: { role?: 'primary' | 'backup'; protected?: boolean; maxHeldBytes?: number } = {}) {
   let now = 0
   const g = new OutputGuard({
     role: opts.role ?? 'primary',
     protected: opts.protected ?? true,
+    ...(opts.maxHeldBytes ? { maxHeldBytes: opts.maxHeldBytes } : {}),
     now: () => now,
   })
   const out: string[] = []
@@ -17,6 +18,7 @@ function guard(opts: { role?: 'primary' | 'backup'; protected?: boolean } = {}) 
   g.on('release', (fr) => out.push(Buffer.from(fr).toString()))
   g.on('unprotected', (r) => events.push(`unprotected:${r}`))
   g.on('protected', () => events.push('protected'))
+  g.on('overflow', (held) => events.push(`overflow:${held}`))
   return { g, out, events, advance: (ms: number) => (now += ms) }
 }
 
@@ -94,4 +96,44 @@ t.test('stepping down drops held outputs (never released by a deposed primary)',
   t.match(events.at(-1), /^unprotected:/, 'a new primary starts unprotected, with an alarm')
   g.push(f('z'))
   t.same(out, ['z'])
+})
+
+t.test(
+  'held bytes are bounded: past maxHeldBytes frames are dropped and counted, then held again once released',
+  async (t) => {
+    const { g, out, events } = guard({ maxHeldBytes: 6 })
+    g.push(f('a1'))
+    g.push(f('a2'))
+    g.push(f('a3'))
+    g.push(f('a4')) // 8 bytes would be held: dropped
+    g.push(f('a5'))
+    t.same(events, ['overflow:6'], 'one overflow alarm for the period')
+    t.match(g.stats(), { heldFrames: 3, heldBytes: 6, droppedFrames: 2, droppedBytes: 4, emittedFrames: 5 })
+    g.seal(1)
+    g.release(1)
+    t.same(out, ['a1', 'a2', 'a3'], 'what was held is released in order; the dropped frames never are')
+    g.push(f('b1'))
+    g.push(f('b2'))
+    g.push(f('b3'))
+    g.push(f('b4'))
+    t.same(events, ['overflow:6', 'overflow:6'], 'a new period raises a new alarm')
+    g.seal(2)
+    g.release(2)
+    t.same(out, ['a1', 'a2', 'a3', 'b1', 'b2', 'b3'])
+    t.equal(g.stats().droppedFrames, 3)
+  },
+)
+
+t.test(
+  'the bound applies only to held frames: unprotected output passes through whatever its size',
+  async (t) => {
+    const { g, out } = guard({ protected: false, maxHeldBytes: 1 })
+    g.push(f('big frame'))
+    t.same(out, ['big frame'])
+    t.equal(g.stats().droppedFrames, 0)
+  },
+)
+
+t.test('maxHeldBytes must be positive', async (t) => {
+  t.throws(() => new OutputGuard({ role: 'primary', maxHeldBytes: 0 }), RangeError)
 })

@@ -52,6 +52,13 @@ export interface RaftConfig {
   maxEntriesPerMsg?: number
   /** Bytes of entry data per Append (at least one entry is always sent). Default 1 MiB. */
   maxBytesPerMsg?: number
+  /**
+   * Leader: most bytes of entry data proposed in its term and not yet committed (etcd's
+   * MaxUncommittedEntriesSize). A proposal beyond it is refused with ProposalDroppedError, so a
+   * leader that cannot commit (cut off, slow disks) does not grow its log without limit; one
+   * entry is always accepted when nothing is uncommitted. Default 64 MiB; Infinity = no limit.
+   */
+  maxUncommittedBytes?: number
 }
 
 export interface RestoredState {
@@ -125,6 +132,7 @@ export class RaftCore {
   private readonly maxInflight: number
   private readonly maxEntries: number
   private readonly maxBytes: number
+  private readonly maxUncommittedBytes: number
 
   private readonly log: RaftLog
   private baseMembership: Membership
@@ -144,6 +152,8 @@ export class RaftCore {
   private pendingConfIndex = 0
   /** Leader: entries were proposed since the last broadcast (batched into the next Ready). */
   private needBroadcast = false
+  /** Leader: data bytes of this term's entries above the commit index (maxUncommittedBytes). */
+  private uncommittedBytes = 0
   private msgs: Message[] = []
   private prevSoft: SoftState
   private prevHard: HardState
@@ -164,6 +174,8 @@ export class RaftCore {
     this.maxInflight = config.maxInflightMsgs ?? 256
     this.maxEntries = config.maxEntriesPerMsg ?? 1024
     this.maxBytes = config.maxBytesPerMsg ?? 1 << 20
+    this.maxUncommittedBytes = config.maxUncommittedBytes ?? 64 * 1024 * 1024
+    if (!(this.maxUncommittedBytes > 0)) throw new InvalidRequestError('maxUncommittedBytes must be positive')
     const hs = restored.hardState
     this.log = new RaftLog(restored.snapshot, restored.entries, hs.commit, restored.applied ?? 0)
     this.baseMembership = restored.snapshot?.meta.membership ?? restored.membership
@@ -278,6 +290,11 @@ export class RaftCore {
     this.checkCanPropose()
     if (type === EntryType.ConfChange)
       throw new InvalidRequestError('use proposeConfChange for membership changes')
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + data.length > this.maxUncommittedBytes) {
+      throw new ProposalDroppedError(
+        `${this.uncommittedBytes} bytes proposed and not yet committed (maxUncommittedBytes ${this.maxUncommittedBytes})`,
+      )
+    }
     return this.appendEntry(type, data)
   }
 
@@ -785,6 +802,7 @@ export class RaftCore {
     this.votes = new Map()
     this.prs = new Map()
     this.needBroadcast = false
+    this.uncommittedBytes = 0
   }
 
   private resetElectionTimeout(): void {
@@ -893,6 +911,7 @@ export class RaftCore {
     const index = this.log.lastIndex() + 1
     this.log.append([{ term: this._term, index, type, data }])
     this.needBroadcast = true
+    this.uncommittedBytes += data.length
     return index
   }
 
@@ -917,7 +936,12 @@ export class RaftCore {
     const matches = voters.map((id) => this.prs.get(id)?.match ?? 0).sort((a, b) => b - a)
     const idx = matches[quorumSize(voters.length) - 1] ?? 0
     if (idx <= this.log.committed || this.log.term(idx) !== this._term) return false
-    return this.log.commitTo(idx)
+    const from = this.log.committed + 1
+    if (!this.log.commitTo(idx)) return false
+    // Only this term's entries were counted (reset() starts each term at 0).
+    for (const e of this.log.slice(from, idx + 1, Infinity, Infinity))
+      if (e.term === this._term) this.uncommittedBytes -= e.data.length
+    return true
   }
 
   private bcastAppend(sendIfEmpty: boolean): void {

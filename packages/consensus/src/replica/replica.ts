@@ -42,6 +42,8 @@ export interface ReplicaOptions {
   readonly maxInflightMsgs?: number
   readonly maxEntriesPerMsg?: number
   readonly maxBytesPerMsg?: number
+  /** Leader: proposals are refused (ProposalDroppedError) beyond this many uncommitted bytes. */
+  readonly maxUncommittedBytes?: number
   readonly wal?: WalOptions
   readonly transport?: Partial<Omit<TransportOptions, 'id' | 'listen' | 'peers' | 'clusterKey'>>
   readonly random?: () => number
@@ -398,6 +400,7 @@ function newCore(opts: ReplicaOptions, r: Recovered): RaftCore {
       maxInflightMsgs: opts.maxInflightMsgs,
       maxEntriesPerMsg: opts.maxEntriesPerMsg,
       maxBytesPerMsg: opts.maxBytesPerMsg,
+      maxUncommittedBytes: opts.maxUncommittedBytes,
     },
     { hardState: r.hardState, snapshot: r.snapshot, entries: r.entries, membership: opts.membership },
   )

@@ -22,6 +22,7 @@ interface NodeOptions {
   checkQuorum: boolean
   maxInflightMsgs: number
   maxEntriesPerMsg: number
+  maxUncommittedBytes: number
   random: number
 }
 
@@ -173,6 +174,7 @@ export class InteractionEnv {
       checkQuorum: (n.get('checkquorum') ?? 'true') === 'true',
       maxInflightMsgs: num(n.get('inflight') ?? '256'),
       maxEntriesPerMsg: num(n.get('max-entries') ?? '1024'),
+      maxUncommittedBytes: num(n.get('max-uncommitted') ?? String(64 * 1024 * 1024)),
       random: Number(n.get('random') ?? '0'),
     }
     for (const id of ids) {
@@ -195,6 +197,7 @@ export class InteractionEnv {
         checkQuorum: o.checkQuorum,
         maxInflightMsgs: o.maxInflightMsgs,
         maxEntriesPerMsg: o.maxEntriesPerMsg,
+        maxUncommittedBytes: o.maxUncommittedBytes,
       },
       nd.storage.restored(),
     )

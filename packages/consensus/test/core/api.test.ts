@@ -40,6 +40,14 @@ t.test('config validation', async (t) => {
     () => new RaftCore({ id: 1, electionTicks: 1, heartbeatTicks: 1, random: () => 0 }, r),
     InvalidRequestError,
   )
+  t.throws(
+    () =>
+      new RaftCore(
+        { id: 1, electionTicks: 10, heartbeatTicks: 1, random: () => 0, maxUncommittedBytes: 0 },
+        r,
+      ),
+    InvalidRequestError,
+  )
 })
 
 t.test('a follower refuses proposals with a typed error and a leader hint', async (t) => {

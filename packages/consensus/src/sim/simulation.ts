@@ -3,7 +3,7 @@
 // persisted (with torn writes); uneven ticks; and PLOVER's "primary dies right after the
 // witness acked" fault. Safety invariants are checked after every step; client operations on
 // a replicated key-value store are checked for linearizability at the end.
-import { NotLeaderError } from '../core/errors.js'
+import { NotLeaderError, ProposalDroppedError } from '../core/errors.js'
 import { describeMembership, roleOf } from '../core/membership.js'
 import { RaftCore } from '../core/raft.js'
 import {
@@ -50,6 +50,8 @@ export interface SimConfig {
   replace: number
   /** Compact once this many entries are applied beyond the last snapshot. */
   compactEvery: number
+  /** The leaders' maxUncommittedBytes: small, so a cut-off leader refuses proposals. */
+  maxUncommittedBytes: number
   electionTicks: number
   heartbeatTicks: number
   preVote: boolean
@@ -73,6 +75,7 @@ export const defaultSimConfig: Omit<SimConfig, 'seed' | 'voters' | 'witnesses'> 
   crashDuringWrite: 0.001,
   replace: 0.01,
   compactEvery: 25,
+  maxUncommittedBytes: 160,
   electionTicks: 10,
   heartbeatTicks: 2,
   preVote: true,
@@ -93,6 +96,8 @@ export interface SimStats {
   snapshotsSent: number
   compactions: number
   replacements: number
+  /** Proposals a leader refused because maxUncommittedBytes were uncommitted. */
+  proposalsDropped: number
 }
 
 export type SimResult =
@@ -334,6 +339,7 @@ class Simulation {
         checkQuorum: this.cfg.checkQuorum,
         maxInflightMsgs: 4,
         maxEntriesPerMsg: 8,
+        maxUncommittedBytes: this.cfg.maxUncommittedBytes,
       },
       n.storage.restored(),
     )
@@ -461,6 +467,11 @@ class Simulation {
       } catch (err) {
         if (err instanceof NotLeaderError) {
           c.leaderHint = err.leader
+          continue
+        }
+        // Refused at once, never appended: no operation to record.
+        if (err instanceof ProposalDroppedError) {
+          this.stats.proposalsDropped++
           continue
         }
         throw err
@@ -612,5 +623,6 @@ export function emptySimStats(): SimStats {
     snapshotsSent: 0,
     compactions: 0,
     replacements: 0,
+    proposalsDropped: 0,
   }
 }

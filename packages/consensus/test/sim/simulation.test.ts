@@ -67,6 +67,7 @@ for (const shape of shapes) {
       t.ok(sum.partitions > seeds.length / 2, 'partitions')
       t.ok(sum.snapshotsSent > 0, 'snapshots sent to lagging followers')
       t.ok(sum.replacements > seeds.length / 10, 'dead voters replaced (one server at a time)')
+      t.ok(sum.proposalsDropped > 0, 'leaders refused proposals beyond maxUncommittedBytes')
       if (shape.witnesses > 0) {
         t.ok(sum.witnessFaults > seeds.length / 4, 'primary died right after the witness acked')
         t.equal(sum.witnessRecoveries, sum.witnessFaults, 'every such fault was recovered by a backup')

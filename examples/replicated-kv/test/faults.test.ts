@@ -236,3 +236,33 @@ t.test(
     await readBack(t, s)
   },
 )
+
+t.test(
+  'primary and backup cut off from each other, both still reaching the witness: the primary serves unprotected, no election, and is protected again after the heal',
+  async (t) => {
+    const s = await running(t, { relayPeers: true })
+    const before = await s.cluster.procs.get(s.primary)!.status()
+    s.cluster.cutBetween(s.primary, s.backup)
+
+    // The stalled sync times out (the sync link's peer timeout); the primary, still leading with
+    // the witness, drops the link and releases outputs without a backup rather than stop serving.
+    await until('the primary to serve unprotected', 30_000, async () => {
+      const st = await s.cluster.procs.get(s.primary)!.status()
+      return st?.vm?.role === 'primary' && !st.vm.protected
+    })
+    await progress(s.wl, 'the client to be served by the unprotected primary')
+    const during = await s.cluster.procs.get(s.primary)!.status()
+    t.equal(during?.role, 'leader', 'the primary still leads')
+    t.equal(during?.term, before?.term, 'no election: the witness kept backing the leader')
+
+    s.cluster.heal()
+    await until('the backup to protect the primary again', 30_000, async () => {
+      const st = await s.cluster.procs.get(s.primary)!.status()
+      return st?.vm?.protected && st.vm.hasBackup
+    })
+    t.pass('re-protected after the heal')
+    await syncs(s.cluster, s.primary, 3)
+    // The backup's VM after the cut must carry the service.
+    await killPrimaryAndReadBack(t, s, s.primary, { id: s.backup, who: 'the backup' })
+  },
+)

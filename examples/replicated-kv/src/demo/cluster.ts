@@ -189,6 +189,12 @@ export class DemoCluster {
     for (const r of this.relays) if (r.from === id || r.to === id) r.cut()
   }
 
+  /** A partition of one link only: replicas `a` and `b` cannot reach each other (relayPeers only). */
+  cutBetween(a: number, b: number): void {
+    if (this.relays.length === 0) throw new Error('cutBetween() needs a cluster created with relayPeers')
+    for (const r of this.relays) if ((r.from === a && r.to === b) || (r.from === b && r.to === a)) r.cut()
+  }
+
   /** Ends every partition: held bytes and closes flow, parked connections are made. */
   heal(): void {
     for (const r of this.relays) r.heal()

@@ -14,7 +14,7 @@ import type { ByteWriter } from './writer.js'
 // Field-level encoders shared by the wire format, WAL records and snapshot headers. These write
 // no version byte; the top-level formats (message.ts, wal/record.ts, snapshot header) do.
 
-const MAX_ENTRY_TYPE = EntryType.SyncDone
+const MAX_ENTRY_TYPE = EntryType.Unprotect
 const MAX_ROLE = MemberRole.Learner
 
 export function writeEntry(w: ByteWriter, e: Entry): void {

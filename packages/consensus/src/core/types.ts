@@ -16,6 +16,8 @@ export enum EntryType {
   SyncMarker = 3,
   /** Plover sync completion: the backup acknowledged sync k. Opaque to the core. */
   SyncDone = 4,
+  /** Plover: the primary lost its backup; its held outputs go out once this commits. Opaque to the core. */
+  Unprotect = 5,
 }
 
 export interface Entry {

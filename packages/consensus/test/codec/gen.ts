@@ -18,7 +18,7 @@ export function genEntry(rnd: () => number, maxData = 64): Entry {
   return {
     term: bigish(rnd),
     index: bigish(rnd),
-    type: int(rnd, EntryType.SyncDone + 1),
+    type: int(rnd, EntryType.Unprotect + 1),
     data: randomBytes(rnd, int(rnd, maxData)),
   }
 }

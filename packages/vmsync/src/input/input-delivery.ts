@@ -197,6 +197,8 @@ export class InputDelivery extends EventEmitter<InputDeliveryEvents> {
         this.hooks.onSyncDone?.(r.index, done)
         return
       }
+      case LogRecordKind.Unprotect:
+        return // only its commit matters, to the primary that proposed it
       default:
         this.emit('skipped', r.index, `unknown record kind ${r.kind}`)
     }

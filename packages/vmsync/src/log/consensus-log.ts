@@ -1,5 +1,5 @@
 // Adapter: @plover/consensus's Replica as vmsync's OrderedLog.
-//   - committed entries of the three vmsync kinds become 'apply' records, in index order;
+//   - committed entries of the vmsync kinds become 'apply' records, in index order;
 //     consensus-internal entries (the leader's no-op, membership changes) are not the VM's
 //     business;
 //   - 'leadership' follows the core's role: true only while it is 'leader'. The core drops the
@@ -8,7 +8,7 @@
 //     covers are never applied here;
 //   - it is the CompactableLog that LogCompaction shortens.
 // Type-only import: LogRecordKind's numeric values are EntryType's (Input = Normal, SyncMarker,
-// SyncDone; test/log/consensus-log.test.ts checks it), so no consensus code is loaded here.
+// SyncDone, Unprotect; test/log/consensus-log.test.ts checks it), so no consensus code is loaded here.
 import type { Entry, Replica, Role, Snapshot } from '@plover/consensus'
 import { EventEmitter } from 'eventemitter3'
 import type { CompactableLog } from './log-compaction.js'
@@ -20,7 +20,12 @@ export type ConsensusLogReplica = Pick<
   'on' | 'off' | 'role' | 'propose' | 'compact' | 'appliedIndex' | 'firstIndex'
 >
 
-const VMSYNC_KINDS = new Set<number>([LogRecordKind.Input, LogRecordKind.SyncMarker, LogRecordKind.SyncDone])
+const VMSYNC_KINDS = new Set<number>([
+  LogRecordKind.Input,
+  LogRecordKind.SyncMarker,
+  LogRecordKind.SyncDone,
+  LogRecordKind.Unprotect,
+])
 
 export class ConsensusOrderedLog
   extends EventEmitter<OrderedLogEvents>

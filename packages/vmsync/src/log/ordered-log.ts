@@ -7,6 +7,11 @@ export enum LogRecordKind {
   Input = 1,
   SyncMarker = 3,
   SyncDone = 4,
+  /**
+   * The primary lost its backup: its held outputs go out once this commits (the proof that it
+   * still leads). Carries nothing the replicas act on; the proposer waits for its commit.
+   */
+  Unprotect = 5,
 }
 
 export interface LogRecord {

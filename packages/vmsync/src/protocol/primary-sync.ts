@@ -17,8 +17,8 @@
 // Pre-copy (precopy-sender.ts): an untrusted backup pauses its VM and offers the hashes of all its
 // pages (PrecopyOffer); rounds of PrecopyPages go out while this VM runs, and markers meanwhile
 // get Union(Deferred) — no transfer — until the rounds converge.
-// Any failure: Abort to the peer (best effort), drop the link, release held outputs unprotected,
-// resume. The next sync still covers every page changed since the backup's own baseline: the
+// Any failure: Abort to the peer (best effort), drop the link, resume; held outputs are released
+// unprotected once an Unprotect record proposed then commits (see unprotect()). The next sync still covers every page changed since the backup's own baseline: the
 // dirty sets of cuts it never applied are kept (pagesSince).
 import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'eventemitter3'
@@ -54,6 +54,9 @@ import {
 } from './sync-options.js'
 
 export type TransferMode = 'vsmr' | 'remus'
+
+/** A refused Unprotect proposal of a leader is tried again after this long. */
+const UNPROTECT_RETRY_MS = 100
 
 export interface PrimarySyncOptions extends SyncSideOptions {
   readonly log: OrderedLog
@@ -175,6 +178,10 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
   private readonly precopyOptions: PrecopyOptions | false
   /** Pre-copy running (or done, awaiting its full sync) to the backup on `channel`. */
   private precopy: PrecopyState | undefined
+  /** The backup was lost while outputs were held: an Unprotect record awaits its commit. */
+  private unprotectRequest: { readonly reason: string } | undefined
+  /** This side was replaced (demotion): nothing it proposed may act on the guard any more. */
+  private disposed = false
 
   constructor(private readonly o: PrimarySyncOptions) {
     super()
@@ -228,7 +235,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       }
       if (this.channel !== ch) return
       this.channel = undefined
-      this.o.guard.unprotect(`backup link down: ${err?.message ?? 'closed'}`)
+      this.unprotect(`backup link down: ${err?.message ?? 'closed'}`)
       this.emit('link-down', err)
     })
     this.channel = ch
@@ -237,6 +244,46 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
   /** Closes the backup link, if any. */
   detachLink(error?: Error): void {
     this.channel?.close(error)
+  }
+
+  /**
+   * This primary side is done (the replica was demoted): closes the link, and a pending unprotect
+   * can no longer release anything.
+   */
+  dispose(): void {
+    this.disposed = true
+    this.unprotectRequest = undefined
+    this.detachLink()
+  }
+
+  /**
+   * No backup can reproduce the outputs held now. WHY through the log: they may go out only while
+   * this replica still leads, and a record proposed now that commits proves that it did after
+   * they were produced. A primary cut off from the others, or deposed, never gets that commit:
+   * its held outputs stay held until its step-down drops them, so it never answers a client
+   * beside the new primary. From the commit on outputs pass through until a backup syncs.
+   */
+  private unprotect(reason: string): void {
+    const guard = this.o.guard
+    if (!guard.isProtected || this.unprotectRequest || this.disposed) return
+    const request = { reason }
+    this.unprotectRequest = request
+    const current = () => this.unprotectRequest === request && !this.disposed
+    const attempt = (): void => {
+      this.o.log.propose(LogRecordKind.Unprotect, new Uint8Array(0)).then(
+        () => {
+          if (!current()) return
+          this.unprotectRequest = undefined
+          guard.unprotect(reason)
+        },
+        () => {
+          // Not leader (any more): nothing is released; the step-down drops what is held. A
+          // leader whose proposal was refused (e.g. too much uncommitted) tries again shortly.
+          if (current() && this.o.log.isLeader) setTimeout(attempt, UNPROTECT_RETRY_MS).unref()
+        },
+      )
+    }
+    attempt()
   }
 
   /** Record a committed marker's epoch (every replica sees every marker). */
@@ -307,7 +354,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
     const ch = this.channel
     if (!ch?.isOpen) {
       this.floor = epoch + 1
-      this.o.guard.unprotect(`no backup for sync ${epoch}`)
+      this.unprotect(`no backup for sync ${epoch}`)
       this.emit('sync-skipped', epoch, 'no backup link')
       return undefined
     }
@@ -351,7 +398,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
         })
         this.floor = epoch + 1
         ch.setFloor(epoch + 1)
-        guard.unprotect('backup pre-copy in progress')
+        this.unprotect('backup pre-copy in progress')
         if (paused) {
           await exporting
           await resume()
@@ -546,6 +593,8 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       }
       // The backup applied this cut: it is the common baseline now.
       this.acked(syncId)
+      // A backup reproduces the held outputs again: a pending unprotect must not release them.
+      this.unprotectRequest = undefined
       guard.protect()
       this.floor = epoch + 1
       ch.setFloor(epoch + 1)
@@ -586,7 +635,7 @@ export class PrimarySync extends EventEmitter<PrimarySyncEvents> {
       // the backup reconnects and the next sync covers every page changed since the backup's
       // baseline (pagesSince).
       ch.close(error)
-      guard.unprotect(`sync ${epoch} failed: ${error.message}`)
+      this.unprotect(`sync ${epoch} failed: ${error.message}`)
       await exporting
       this.releaseLargeCopy()
       if (paused) await resume().catch(() => {})

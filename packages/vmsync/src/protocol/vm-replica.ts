@@ -237,7 +237,7 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
     // link down"), which would release the held outputs of an unsynced epoch while still primary.
     this.guard.setRole('backup')
     const baseline = this.primarySide?.baselineId ?? 0
-    this.primarySide?.detachLink()
+    this.primarySide?.dispose()
     this.primarySide?.removeAllListeners()
     this.primarySide = undefined
     this.becomeBackup(!this.primaryTrusted, baseline)
@@ -245,6 +245,7 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
   }
 
   async close(): Promise<void> {
+    this.primarySide?.dispose()
     this.batcher.clear()
     this.detach()
     this.delivery.stop()

@@ -14,6 +14,7 @@ t.test("vmsync's record kinds are consensus entry types", async (t) => {
   t.equal(LogRecordKind.Input as number, EntryType.Normal as number)
   t.equal(LogRecordKind.SyncMarker as number, EntryType.SyncMarker as number)
   t.equal(LogRecordKind.SyncDone as number, EntryType.SyncDone as number)
+  t.equal(LogRecordKind.Unprotect as number, EntryType.Unprotect as number)
 })
 
 t.test('records round-trip with kind and index; leadership follows the role', async (t) => {
@@ -31,13 +32,18 @@ t.test('records round-trip with kind and index; leadership follows the role', as
   const i1 = await log.propose(LogRecordKind.Input, Uint8Array.of(1, 2, 3))
   const i2 = await log.propose(LogRecordKind.SyncMarker, Uint8Array.of(9))
   const i3 = await log.propose(LogRecordKind.SyncDone, Uint8Array.of(8))
-  t.ok(i1 > 1 && i2 === i1 + 1 && i3 === i2 + 1, `consecutive indices after the no-op: ${i1} ${i2} ${i3}`)
+  const i4 = await log.propose(LogRecordKind.Unprotect, new Uint8Array(0))
+  t.ok(
+    i1 > 1 && i2 === i1 + 1 && i3 === i2 + 1 && i4 === i3 + 1,
+    `consecutive indices after the no-op: ${i1} ${i2} ${i3} ${i4}`,
+  )
   t.same(
     applied.map((r) => [r.index, r.kind, [...r.data]]),
     [
       [i1, LogRecordKind.Input, [1, 2, 3]],
       [i2, LogRecordKind.SyncMarker, [9]],
       [i3, LogRecordKind.SyncDone, [8]],
+      [i4, LogRecordKind.Unprotect, []],
     ],
     'only vmsync records, in order, with their kind',
   )

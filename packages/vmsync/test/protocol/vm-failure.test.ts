@@ -121,6 +121,8 @@ for (const ackAfter of ['staged', 'applied'] as const) {
         if (pair.primary.hasBackup) await waitEvent(pair.primary, 'link-down')
       }
       t.notOk(pair.primary.hasBackup, 'the link is down')
+      // Held outputs go out only once the primary's Unprotect record commits.
+      if (pair.guard.isProtected) await waitEvent(pair.guard, 'unprotected')
       t.notOk(pair.guard.isProtected, 'outputs are unprotected')
       t.equal(pair.backup.needFull, true, 'backup untrusted')
       t.same(trust, [false])

@@ -425,8 +425,13 @@ t.test(
         initrd: image.initrd,
       },
     }))
-    // An abandoned shutdown skips the clean-up (that is the point): the RAM file stays behind.
-    t.teardown(() => rmSync(`/dev/shm/plover-qrtest-${ports[0]}.ram`, { force: true }))
+    // An abandoned shutdown skips the clean-up (that is the point): the RAM file and QEMU's run
+    // dir stay behind.
+    t.teardown(() => {
+      rmSync(`/dev/shm/plover-qrtest-${ports[0]}.ram`, { force: true })
+      for (const id of [1, 2])
+        rmSync(join(tmpdir(), 'plover-qemu', `qrtest${id}`), { recursive: true, force: true })
+    })
     let sigtermAt = 0
     const r = await run(['--config', file], {
       killAfterMs: 120_000,

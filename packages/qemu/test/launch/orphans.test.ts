@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -72,6 +74,8 @@ for (const how of ['hang', 'exit'] as const) {
         child.kill('SIGKILL')
         if (qemuPid && alive(qemuPid)) process.kill(qemuPid, 'SIGKILL') // never leak one on failure
         rmSync(`/dev/shm/plover-${name}.ram`, { force: true })
+        // The run dir (sockets, serial log) is the dead parent's to remove: nobody else will.
+        rmSync(join(tmpdir(), 'plover-qemu', name), { recursive: true, force: true })
       })
       qemuPid = await pid
       t.ok(alive(qemuPid), 'QEMU runs')

@@ -233,8 +233,8 @@ export class VmReplica extends EventEmitter<VmReplicaEvents> {
     if (this.roleValue === 'backup') return
     this.roleValue = 'backup'
     this.batcher.clear()
-    // WHY the guard first: closing the primary side's link makes it unprotect the guard ("backup
-    // link down"), which would release the held outputs of an unsynced epoch while still primary.
+    // WHY the guard first: held outputs of an unsynced epoch are dropped before anything else can
+    // act on them; dispose() then makes a pending Unprotect of this side a no-op.
     this.guard.setRole('backup')
     const baseline = this.primarySide?.baselineId ?? 0
     this.primarySide?.dispose()

@@ -54,7 +54,7 @@ interface DemoModule {
   Demo: new (o: Record<string, unknown>) => DemoLike
 }
 
-export type RunKind = 'unreplicated-direct' | 'unreplicated-relay' | 'plover'
+export type RunKind = 'unreplicated-direct' | 'unreplicated-relay' | 'unreplicated-pair' | 'plover'
 
 export interface RunSpec {
   readonly label: string
@@ -124,6 +124,8 @@ export interface RunOutcome {
   /** Input frame bytes the primary put into the consensus log, per second. */
   readonly logBytesPerS?: number
   readonly sync?: SyncStats
+  /** unreplicated-pair: what each of the two guests served (servedPerS is the smaller). */
+  readonly pairServedPerS?: readonly number[]
   readonly fullSyncMs?: number
   /** The primary's first full sync (the backup joining), from its sync report. */
   readonly fullSync?: FullSyncStats
@@ -220,12 +222,22 @@ export function syncStats(all: readonly SyncReportMsg[], seconds: number): SyncS
   }
 }
 
+/** SET+GET calls the guest served per second over a load (INFO commandstats), NaN without them. */
+function servedPerSOf(load: LoadResult): number {
+  const served = load.served
+  if (!served) return Number.NaN
+  return (
+    (served.end.set - served.start.set + served.end.get - served.start.get) /
+    ((served.end.at - served.start.at) / 1000)
+  )
+}
+
 /** One configuration, with the orchestrator's cleanup; failures are returned, not thrown. */
 export async function runConfig(spec: RunSpec, print: (l: string) => void): Promise<RunOutcome> {
   const loadavgBefore = loadavg()[0]
   const { Demo } = (await import(pathToFileURL(DEMO_RUN).href)) as DemoModule
   const reports: SyncReportMsg[] = []
-  const demo = new Demo({
+  const demoOptions = {
     memoryMiB: spec.memoryMiB,
     loadBeforeKillS: spec.loadS,
     benchClients: spec.clients,
@@ -241,8 +253,10 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
     ...(spec.syncPolicy ? { syncPolicy: spec.syncPolicy } : {}),
     onSyncReport: (r: SyncReportMsg) => reports.push(r),
     print: (l: string) => print(`    ${l}`),
-  })
+  }
+  const demo = new Demo(demoOptions)
   current = demo
+  let pair: number[] | undefined
   const cpuAccounting = new CpuAccounting()
   cpuAccounting.start()
   try {
@@ -255,6 +269,21 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
       load = r.load
       fullSyncMs = r.fullSyncMs
       notDone = r.notDone.filter((n) => !n.startsWith('failover skipped'))
+    } else if (spec.kind === 'unreplicated-pair') {
+      // WHY two guests at once: under VSMR both the primary's and the backup's guest execute every
+      // request. Two unreplicated guests, each with its own client, loaded side by side on this
+      // host, bound what any such pair can serve here, before a single byte of replication.
+      const twin = new Demo({ ...demoOptions, print: (l: string) => print(`    [2] ${l}`) })
+      const both = await Promise.allSettled([
+        demo.runUnreplicated({ path: 'direct' }),
+        twin.runUnreplicated({ path: 'direct' }),
+      ])
+      const failed = both.find((b) => b.status === 'rejected')
+      if (failed) throw (failed as PromiseRejectedResult).reason
+      const loads = both.map((b) => (b as PromiseFulfilledResult<LoadResult>).value)
+      pair = loads.map(servedPerSOf)
+      // The guest that served less is the pair's ceiling.
+      load = loads[pair[0]! <= pair[1]! ? 0 : 1]!
     } else {
       load = await demo.runUnreplicated({ path: spec.kind === 'unreplicated-direct' ? 'direct' : 'relay' })
     }
@@ -321,6 +350,7 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
       ...(fullSync ? { fullSync } : {}),
       ...(notDone?.length ? { notDone } : {}),
       ...(cpu ? { cpu } : {}),
+      ...(pair ? { pairServedPerS: pair } : {}),
     }
   } catch (err) {
     await demo.cleanup().catch(() => {})

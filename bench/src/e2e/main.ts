@@ -106,16 +106,27 @@ const replicated = {
   ...(Object.keys(syncPolicy).length > 0 ? { syncPolicy } : {}),
 }
 const only = values.only?.split(',').map((s) => s.trim())
-const KEYS = ['direct', 'relay', 'vsmr', 'remus']
+const KEYS = ['direct', 'relay', 'pair', 'vsmr', 'remus']
 for (const k of only ?? [])
   if (!KEYS.includes(k)) throw new Error(`--only takes ${KEYS.join(', ')}; got ${k}`)
 const keyOf = (s: RunSpec) =>
-  s.kind === 'unreplicated-direct' ? 'direct' : s.kind === 'unreplicated-relay' ? 'relay' : s.syncMode!
+  s.kind === 'unreplicated-direct'
+    ? 'direct'
+    : s.kind === 'unreplicated-relay'
+      ? 'relay'
+      : s.kind === 'unreplicated-pair'
+        ? 'pair'
+        : s.syncMode!
 const allSpecs: RunSpec[] = [
   { ...base, label: 'unreplicated (direct tap)', kind: 'unreplicated-direct' },
   ...(values['no-relay']
     ? []
     : [{ ...base, label: 'unreplicated (frames via Node)', kind: 'unreplicated-relay' as const }]),
+  {
+    ...base,
+    label: 'two unreplicated guests at once (each)',
+    kind: 'unreplicated-pair',
+  },
   // Fewer requests per iteration where throughput is ~100× lower, so iterations complete (and
   // report latency) within the window; throughput comes from the guest's counters either way.
   { ...replicated, label: 'Plover (VSMR, idle syncs)', kind: 'plover', syncMode: 'vsmr' },
@@ -137,7 +148,7 @@ for (const spec of specs) {
   outcomes.push(o)
   print(
     o.ok
-      ? `  served ${fmt(o.servedPerS)} req/s, p99 ${fmt(o.p99MsMedian, 2)} ms (median of ${o.iterations} iterations)`
+      ? `  served ${fmt(o.servedPerS)} req/s${o.pairServedPerS ? ` (the lesser of ${o.pairServedPerS.map((x) => fmt(x)).join(' and ')})` : ''}, p99 ${fmt(o.p99MsMedian, 2)} ms (median of ${o.iterations} iterations)`
       : `  FAILED: ${o.error}`,
   )
 }
@@ -269,6 +280,9 @@ const result = {
   ratios: {
     ploverVsUnreplicated: vsmrVsAnchor ?? null,
     ploverVsRemus: vsmrVsRemus ?? null,
+    pairVsUnreplicated:
+      ratio(outcomes.find((o) => o.spec.kind === 'unreplicated-pair')?.servedPerS, anchor?.servedPerS) ??
+      null,
     relayVsDirect:
       ratio(outcomes.find((o) => o.spec.kind === 'unreplicated-relay')?.servedPerS, anchor?.servedPerS) ??
       null,

@@ -221,7 +221,9 @@ export class Demo {
   private readonly events: Array<Extract<ReplicaMessage, { type: 'event' }>> = []
   private cleaning: Promise<void> | undefined
   /** QEMU names (and their standbys') start with this: run dirs of SIGKILLed QEMUs are removed by it. */
-  private readonly vmPrefix = `qr${process.pid}r`
+  private readonly vmPrefix = `qr${process.pid}i${Demo.instances++}r`
+  /** Demos made in this process: several may run at once (the bench's two-guest ceiling). */
+  private static instances = 0
   private aborted: Error | undefined
   private readonly print: (line: string) => void
 

@@ -17,7 +17,7 @@ export interface OrderedLogComplianceOptions {
   readonly timeoutMs?: number
 }
 
-const KINDS = [LogRecordKind.Input, LogRecordKind.SyncMarker, LogRecordKind.SyncDone]
+const KINDS = [LogRecordKind.Input, LogRecordKind.SyncMarker, LogRecordKind.SyncDone, LogRecordKind.Unprotect]
 
 function record(i: number): { kind: LogRecordKind; data: Uint8Array } {
   const data = new TextEncoder().encode(`record-${i}-${'x'.repeat(i % 97)}`)

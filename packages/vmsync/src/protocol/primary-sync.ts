@@ -18,8 +18,9 @@
 // pages (PrecopyOffer); rounds of PrecopyPages go out while this VM runs, and markers meanwhile
 // get Union(Deferred) — no transfer — until the rounds converge.
 // Any failure: Abort to the peer (best effort), drop the link, resume; held outputs are released
-// unprotected once an Unprotect record proposed then commits (see unprotect()). The next sync still covers every page changed since the backup's own baseline: the
-// dirty sets of cuts it never applied are kept (pagesSince).
+// unprotected once an Unprotect record proposed then commits (see unprotect()). The next sync
+// still covers every page changed since the backup's own baseline: the dirty sets of cuts it
+// never applied are kept (pagesSince).
 import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'eventemitter3'
 import { HASH_BYTES } from '../hashing/messages.js'

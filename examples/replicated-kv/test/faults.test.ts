@@ -16,7 +16,7 @@ import { sleep, until } from '../src/demo/until.js'
 import { verifyAcked, Workload } from '../src/demo/workload.js'
 
 /** A protected trio with the client workload running; torn down with the test. */
-async function running(t: Test, opts: { relayPeers?: boolean } = {}) {
+async function running(t: Test, opts: { relayPeers?: boolean; electionTicks?: number } = {}) {
   const cluster = await DemoCluster.create({ vmPages: 2048, ...opts })
   t.teardown(() => cluster.cleanup())
   const first = await cluster.startTrio()
@@ -165,10 +165,17 @@ t.test('a primary that hangs and comes back steps down; it never serves beside t
 t.test(
   'a primary cut off from its peers keeps running but acknowledges nothing; after the partition heals it becomes the backup',
   async (t) => {
-    const s = await running(t, { relayPeers: true })
+    // WHY a 5 s election timeout: the cut-off primary then still takes itself for the leader when
+    // its stalled sync link times out (3 s), the moment a primary that went unprotected on its own
+    // would release what it held. It must wait for an Unprotect record that cannot commit.
+    const s = await running(t, { relayPeers: true, electionTicks: 500 })
     const cutOff = s.cluster.procs.get(s.primary)!
     const cutOffEndpoint = `${cutOff.addr.host}:${cutOff.addr.clientPort}`
+    const released = async () => metric(await cutOff.scrape(), 'plover_replica_output_released_frames')
     s.cluster.isolate(s.primary)
+    // Outputs whose sync committed just before the cut may still be released for a moment.
+    await sleep(500)
+    const releasedAtCut = await released()
 
     // A client that reaches only the cut-off primary (a fresh connection per write, so no redirect
     // can take it elsewhere): none of its writes may be acknowledged, and none may take effect.
@@ -209,6 +216,11 @@ t.test(
       return st && st.role !== 'leader' && st.vm?.role !== 'primary' ? st : undefined
     })
     t.ok(cutOff.alive, `the cut-off replica kept running (now ${old.role}, VM ${old.vm?.role})`)
+    t.equal(
+      await released(),
+      releasedAtCut,
+      'it released no output after the cut, not even once its sync link had timed out',
+    )
     stop = true
     await strandedLoop
     t.ok(

@@ -90,6 +90,8 @@ export interface ClusterOptions {
   readonly sync?: Partial<SyncTuning>
   /** Replica setting compactAfterEntries (default: the replica's). */
   readonly compactAfterEntries?: number
+  /** Replica setting electionTicks (default: the replica's, 30 ticks of 10 ms). */
+  readonly electionTicks?: number
   /**
    * Route every replica-to-replica connection (consensus and sync) through a relay, so that
    * isolate() can partition the network. Client and HTTP ports stay direct.
@@ -220,6 +222,7 @@ export class DemoCluster {
           vmPages: this.o.vmPages,
           ...(this.o.sync ? { sync: this.o.sync } : {}),
           ...(this.o.compactAfterEntries ? { compactAfterEntries: this.o.compactAfterEntries } : {}),
+          ...(this.o.electionTicks ? { electionTicks: this.o.electionTicks } : {}),
         },
         null,
         2,

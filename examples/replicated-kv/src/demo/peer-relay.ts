@@ -54,10 +54,11 @@ class RelayedConnection {
       ended = true
     })
     // A FIN is passed on as a FIN (after the bytes before it), anything else as a reset.
-    src.on('close', () => this.whenConnected(() => (ended ? dst.end() : dst.destroy())))
+    src.on('close', () => this.unlessCut(() => (ended ? dst.end() : dst.destroy())))
   }
 
-  private whenConnected(f: () => void): void {
+  /** Runs `f` now, or at heal() if the relay is cut. */
+  private unlessCut(f: () => void): void {
     if (this.isCut()) this.held.push(f)
     else f()
   }

@@ -130,7 +130,7 @@ export interface RunOutcome {
   /** The primary's first full sync (the backup joining), from its sync report. */
   readonly fullSync?: FullSyncStats
   readonly notDone?: string[]
-  /** Where the host's CPU went over the load window, and what that allows. */
+  /** Where the host's CPU went over the load window, per request and per sync. */
   readonly cpu?: CpuUse & {
     /** CPU per served request, ms, by category. */
     readonly msPerRequest: Readonly<Record<CpuCategory, number>>

@@ -220,10 +220,10 @@ export class Demo {
   private readonly status = new Map<number, ReplicaStatus>()
   private readonly events: Array<Extract<ReplicaMessage, { type: 'event' }>> = []
   private cleaning: Promise<void> | undefined
+  /** Demos made in this process: several may run at once (the bench's two guests side by side). */
+  private static instances = 0
   /** QEMU names (and their standbys') start with this: run dirs of SIGKILLed QEMUs are removed by it. */
   private readonly vmPrefix = `qr${process.pid}i${Demo.instances++}r`
-  /** Demos made in this process: several may run at once (the bench's two-guest ceiling). */
-  private static instances = 0
   private aborted: Error | undefined
   private readonly print: (line: string) => void
 

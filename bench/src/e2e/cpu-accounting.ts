@@ -52,7 +52,7 @@ function categoryOf(pid: number, comm: string): Exclude<CpuCategory, 'other'> | 
   // @plover/qemu names its QEMUs' processes plover-<name> (QEMU's -name …,process=).
   if (comm.startsWith('qemu-system') || comm.startsWith('plover-')) return 'guests'
   if (comm === 'redis-benchmark') return 'client'
-  if (comm === 'node' || comm.startsWith('MainThread') || comm.startsWith('node')) {
+  if (comm.startsWith('node')) {
     let cmd = ''
     try {
       cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')

@@ -222,14 +222,20 @@ export function syncStats(all: readonly SyncReportMsg[], seconds: number): SyncS
   }
 }
 
-/** SET+GET calls the guest served per second over a load (INFO commandstats), NaN without them. */
-function servedPerSOf(load: LoadResult): number {
+/** SET and GET calls the guest served per second over a load (INFO commandstats), if counted. */
+function ratesOf(load: LoadResult): { setPerS: number; getPerS: number } | undefined {
   const served = load.served
-  if (!served) return Number.NaN
-  return (
-    (served.end.set - served.start.set + served.end.get - served.start.get) /
-    ((served.end.at - served.start.at) / 1000)
-  )
+  if (!served) return undefined
+  const s = (served.end.at - served.start.at) / 1000
+  return {
+    setPerS: (served.end.set - served.start.set) / s,
+    getPerS: (served.end.get - served.start.get) / s,
+  }
+}
+
+const servedPerSOf = (load: LoadResult): number => {
+  const r = ratesOf(load)
+  return r ? r.setPerS + r.getPerS : Number.NaN
 }
 
 /** One configuration, with the orchestrator's cleanup; failures are returned, not thrown. */
@@ -289,10 +295,7 @@ export async function runConfig(spec: RunSpec, print: (l: string) => void): Prom
     }
     cpuAccounting.stop()
     const seconds = (load.endedAt - load.startedAt) / 1000
-    const served = load.served
-    const servedS = served ? (served.end.at - served.start.at) / 1000 : seconds
-    const setPerS = served ? (served.end.set - served.start.set) / servedS : undefined
-    const getPerS = served ? (served.end.get - served.start.get) / servedS : undefined
+    const { setPerS, getPerS } = ratesOf(load) ?? {}
     const rows = load.rows
     const inWindow = reports.filter(
       (r) => r.at >= load.startedAt && r.at <= load.endedAt && !r.mode.startsWith('Full'),

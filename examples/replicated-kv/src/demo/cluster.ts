@@ -187,14 +187,17 @@ export class DemoCluster {
    * peer, in either direction, until heal(). It keeps running, and clients still reach it.
    */
   isolate(id: number): void {
-    if (this.relays.length === 0) throw new Error('isolate() needs a cluster created with relayPeers')
-    for (const r of this.relays) if (r.from === id || r.to === id) r.cut()
+    this.cutWhere('isolate()', (r) => r.from === id || r.to === id)
   }
 
   /** A partition of one link only: replicas `a` and `b` cannot reach each other (relayPeers only). */
   cutBetween(a: number, b: number): void {
-    if (this.relays.length === 0) throw new Error('cutBetween() needs a cluster created with relayPeers')
-    for (const r of this.relays) if ((r.from === a && r.to === b) || (r.from === b && r.to === a)) r.cut()
+    this.cutWhere('cutBetween()', (r) => (r.from === a && r.to === b) || (r.from === b && r.to === a))
+  }
+
+  private cutWhere(what: string, cut: (r: PeerRelay) => boolean): void {
+    if (this.relays.length === 0) throw new Error(`${what} needs a cluster created with relayPeers`)
+    for (const r of this.relays) if (cut(r)) r.cut()
   }
 
   /** Ends every partition: held bytes and closes flow, parked connections are made. */

@@ -938,9 +938,12 @@ export class RaftCore {
     if (idx <= this.log.committed || this.log.term(idx) !== this._term) return false
     const from = this.log.committed + 1
     if (!this.log.commitTo(idx)) return false
-    // Only this term's entries were counted (reset() starts each term at 0).
-    for (const e of this.log.slice(from, idx + 1, Infinity, Infinity))
-      if (e.term === this._term) this.uncommittedBytes -= e.data.length
+    // Only this term's entries were counted (reset() starts each term at 0). Per commit, so no
+    // slice is allocated.
+    for (let i = from; i <= idx; i++) {
+      const e = this.log.entry(i)
+      if (e?.term === this._term) this.uncommittedBytes -= e.data.length
+    }
     return true
   }
 

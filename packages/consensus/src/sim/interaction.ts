@@ -22,7 +22,8 @@ interface NodeOptions {
   checkQuorum: boolean
   maxInflightMsgs: number
   maxEntriesPerMsg: number
-  maxUncommittedBytes: number
+  /** Unset: the core's default. */
+  maxUncommittedBytes: number | undefined
   random: number
 }
 
@@ -174,7 +175,7 @@ export class InteractionEnv {
       checkQuorum: (n.get('checkquorum') ?? 'true') === 'true',
       maxInflightMsgs: num(n.get('inflight') ?? '256'),
       maxEntriesPerMsg: num(n.get('max-entries') ?? '1024'),
-      maxUncommittedBytes: num(n.get('max-uncommitted') ?? String(64 * 1024 * 1024)),
+      maxUncommittedBytes: n.has('max-uncommitted') ? num(n.get('max-uncommitted')!) : undefined,
       random: Number(n.get('random') ?? '0'),
     }
     for (const id of ids) {

@@ -11,3 +11,22 @@ export interface ComplianceTest {
   teardown(fn: () => unknown): unknown
   comment(...message: unknown[]): unknown
 }
+
+/**
+ * The runner of a suite whose checks each need one fresh subject: every check is a subtest of
+ * `t` with its own subject from `factory`, cleaned up afterwards whatever the check did.
+ */
+export function checkEach<S extends { cleanup(): Promise<void> }>(
+  t: ComplianceTest,
+  factory: () => Promise<S>,
+): (name: string, body: (t: ComplianceTest, subject: S) => Promise<void>) => unknown {
+  return (name, body) =>
+    t.test(name, async (t) => {
+      const subject = await factory()
+      try {
+        await body(t, subject)
+      } finally {
+        await subject.cleanup()
+      }
+    })
+}

@@ -3,7 +3,7 @@
 // resolves only with the index it committed at; every member applying every committed record
 // once, in index order, with its kind and bytes intact; and only the leader accepting proposals.
 import { type LogRecord, LogRecordKind, type OrderedLog } from '../log/ordered-log.js'
-import type { ComplianceTest } from './compliance-test.js'
+import { type ComplianceTest, checkEach } from './compliance-test.js'
 
 /** A fresh group: its leader (already elected) and the other members, all following one log. */
 export interface OrderedLogGroup {
@@ -49,15 +49,7 @@ export async function runOrderedLogCompliance(
   options: OrderedLogComplianceOptions = {},
 ): Promise<void> {
   const ms = options.timeoutMs ?? 10_000
-  const check = (name: string, body: (t: ComplianceTest, g: OrderedLogGroup) => Promise<void>) =>
-    t.test(name, async (t) => {
-      const group = await factory()
-      try {
-        await body(t, group)
-      } finally {
-        await group.cleanup()
-      }
-    })
+  const check = checkEach(t, factory)
 
   /** Every member applied exactly the records proposed at `indices`, in index order, intact. */
   const allApplied = async (

@@ -3,7 +3,7 @@
 // send order, each way; a sender free to reuse its buffer once send() resolved; no delivery from
 // inside send(); and a close that both ends see once, after which sending fails.
 import type { SyncLink } from '../link/link.js'
-import type { ComplianceTest } from './compliance-test.js'
+import { type ComplianceTest, checkEach } from './compliance-test.js'
 
 /** Two connected ends of one link. */
 export interface SyncLinkPair {
@@ -64,15 +64,7 @@ export async function runSyncLinkCompliance(
   options: SyncLinkComplianceOptions = {},
 ): Promise<void> {
   const ms = options.timeoutMs ?? 5000
-  const check = (name: string, body: (t: ComplianceTest, p: SyncLinkPair) => Promise<void>) =>
-    t.test(name, async (t) => {
-      const pair = await factory()
-      try {
-        await body(t, pair)
-      } finally {
-        await pair.cleanup()
-      }
-    })
+  const check = checkEach(t, factory)
 
   await check('both ends are open', async (t, { a, b }) => {
     t.ok(a.isOpen, 'a is open')

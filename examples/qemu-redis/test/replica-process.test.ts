@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url'
 import { EntryType, Wal } from '@plover/consensus'
 import { findGuestImage, TestNetwork } from '@plover/qemu'
 import t, { type Test } from 'tap'
+import { freePorts } from '../src/demo/ports.js'
 import { qemuEnvironment } from './qemu-environment.js'
 
 const MAIN = fileURLToPath(new URL('../src/replica/main.ts', import.meta.url))
@@ -70,19 +71,6 @@ function run(
       resolve({ code, signal, stderr, stdout })
     })
   })
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const s = net.createServer()
-      await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-      return s
-    }),
-  )
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port)
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
-  return ports
 }
 
 function get(port: number, path: string): Promise<{ status: number; body: string }> {

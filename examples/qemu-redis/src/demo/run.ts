@@ -4,7 +4,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -28,6 +27,7 @@ import type {
   ReplicaSyncReport,
 } from '../replica/config.js'
 import { unavailableReason } from './environment.js'
+import { freePorts } from './ports.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const PKG_DIR = join(HERE, '..', '..')
@@ -201,14 +201,6 @@ export interface Takeover {
   readonly clientOutageMs: number | undefined
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const { port } = s.address() as { port: number }
-  await new Promise((r) => s.close(r))
-  return port
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export class Demo {
@@ -326,13 +318,12 @@ export class Demo {
     const key = randomBytes(32).toString('hex')
     // Replica 4 is the spare in the address book: it joins as the new backup after the failover.
     const ids = [1, 2, 3, 4]
-    const ports = await Promise.all(
-      ids.map(async () => ({
-        consensus: await freePort(),
-        sync: await freePort(),
-        metrics: await freePort(),
-      })),
-    )
+    const free = await freePorts(ids.length * 3)
+    const ports = ids.map((_, i) => ({
+      consensus: free[i * 3],
+      sync: free[i * 3 + 1],
+      metrics: free[i * 3 + 2],
+    }))
     const replicas = ids.map((id, i) => ({
       id,
       role: id === 3 ? ('witness' as const) : ('voter' as const),

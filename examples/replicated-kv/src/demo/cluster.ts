@@ -99,6 +99,9 @@ export interface ClusterOptions {
   readonly relayPeers?: boolean
 }
 
+/** 4 replicas: 12 ordered peer pairs, each relayed on at most two ports (consensus, sync). */
+const RELAYS_AT_MOST = 4 * 3 * 2
+
 export class DemoCluster {
   readonly root: string
   readonly procs = new Map<number, ReplicaProc>()
@@ -115,7 +118,9 @@ export class DemoCluster {
   static async create(o: ClusterOptions): Promise<DemoCluster> {
     const c = new DemoCluster(o)
     try {
-      const ports = await freePorts(4 * 4)
+      // One batch for the replicas and the relays: a relay that bound port 0 after the replicas'
+      // ports were released could be handed one of them before its replica binds it.
+      const ports = await freePorts(4 * 4 + (o.relayPeers ? RELAYS_AT_MOST : 0))
       const p = (i: number) => ports[i]
       c.addrs = [1, 2, 3, 4].map((id, i) => {
         const base = i * 4
@@ -131,7 +136,7 @@ export class DemoCluster {
               metricsPort: p(base + 3),
             }
       })
-      if (o.relayPeers) await c.openRelays()
+      if (o.relayPeers) await c.openRelays(ports.slice(4 * 4))
       for (const a of c.addrs) {
         c.procs.set(
           a.id,
@@ -146,7 +151,7 @@ export class DemoCluster {
     return c
   }
 
-  private async openRelays(): Promise<void> {
+  private async openRelays(ports: number[]): Promise<void> {
     for (const from of this.addrs)
       for (const to of this.addrs) {
         if (from.id === to.id) continue
@@ -154,7 +159,7 @@ export class DemoCluster {
           if (port === undefined) continue
           const r = new PeerRelay(from.id, to.id, { host: to.host, port })
           this.relays.push(r)
-          await r.listen()
+          await r.listen(ports.shift())
         }
       }
   }

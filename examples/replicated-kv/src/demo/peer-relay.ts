@@ -85,10 +85,11 @@ export class PeerRelay {
     return this.target.port
   }
 
-  async listen(): Promise<void> {
+  /** Listens on `port` (0: any free one). */
+  async listen(port = 0): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
-      this.server.listen(0, '127.0.0.1', () => resolve())
+      this.server.listen(port, '127.0.0.1', () => resolve())
     })
     this.port = (this.server.address() as net.AddressInfo).port
   }

@@ -79,6 +79,8 @@ t.test('a witness with a metrics port; its host defaults to the replica host', a
   const c = parseReplicaProcessConfig({ ...witness, metrics: { port: 7303 } })
   t.same(c.metrics, { host: '127.0.0.1', port: 7303 })
   t.equal(c.vm, undefined)
+  const admin = parseReplicaProcessConfig({ ...witness, metrics: { port: 7303, adminToken: 'y'.repeat(20) } })
+  t.equal(admin.metrics?.adminToken, 'y'.repeat(20), 'with a token for the admin route')
 })
 
 const bad: [string, unknown, RegExp][] = [
@@ -126,6 +128,11 @@ const bad: [string, unknown, RegExp][] = [
     /duplicate port: metrics\.port/,
   ],
   ['short key', { ...voter, clusterKeyHex: 'abcd' }, /at least 16 bytes/],
+  [
+    'short admin token',
+    { ...voter, metrics: { port: 7301, adminToken: 'letmein' } },
+    /metrics\.adminToken must be at least 16 characters/,
+  ],
   ['key not hex', { ...voter, clusterKeyHex: 'zz'.repeat(16) }, /clusterKeyHex must be hex/],
   [
     'bad port',

@@ -73,6 +73,19 @@ function run(
   })
 }
 
+/** The status code of a POST without credentials. */
+function postStatus(port: number, path: string, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', timeout: 2000 }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('timeout', () => req.destroy(new Error(`POST ${path}: timed out`)))
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
 function get(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => {
@@ -282,6 +295,7 @@ t.test(
     let metrics = ''
     let status: { status: number; body: string } | undefined
     let notFound = 0
+    let admin = 0
     let sigtermAt = 0
     const r = await run(
       ['--config', file, '--id', '3', '--data-dir', dataDir, '--metrics-port', String(metricsPort)],
@@ -292,6 +306,7 @@ t.test(
               metrics = (await get(metricsPort, '/metrics')).body
               status = await get(metricsPort, '/status')
               notFound = (await get(metricsPort, '/nope')).status
+              admin = await postStatus(metricsPort, '/admin/membership', '{"remove": 2}')
             } finally {
               sigtermAt = Date.now()
               process.kill(pid, 'SIGTERM')
@@ -322,6 +337,7 @@ t.test(
     })
     t.notOk('vm' in s, 'no vm part for a witness')
     t.equal(notFound, 404)
+    t.equal(admin, 403, 'no adminToken configured: the admin route is off')
     t.equal(r.code, 0, 'exit code 0 after SIGTERM')
     t.ok(stoppedMs < 5000, `stopped ${stoppedMs} ms after SIGTERM`)
     t.equal(r.stderr, '', 'nothing on stderr')

@@ -40,6 +40,8 @@ t.test('a valid file parses with defaults', async (t) => {
   t.equal(c.shutdownTimeoutMs, 10_000)
   t.equal(parseReplicaConfig({ ...good, compactAfterEntries: 100 }).compactAfterEntries, 100)
   t.equal(c.replicas[2].clientPort, undefined, 'a witness has no client port')
+  t.equal(c.adminToken, undefined, 'no admin token: the admin route is off')
+  t.equal(parseReplicaConfig({ ...good, adminToken: 'x'.repeat(16) }).adminToken, 'x'.repeat(16))
 })
 
 const bad: [string, unknown, RegExp][] = [
@@ -50,6 +52,12 @@ const bad: [string, unknown, RegExp][] = [
     /unknown peer.*7/,
   ],
   ['short key', { ...good, clusterKey: 'abcd' }, /at least 16 bytes/],
+  ['short admin token', { ...good, adminToken: 'letmein' }, /adminToken must be at least 16 characters/],
+  [
+    'admin token not a string',
+    { ...good, adminToken: 1234567890123456 },
+    /adminToken must be a non-empty string/,
+  ],
   [
     'shutdown limit not a number',
     { ...good, shutdownTimeoutMs: '5s' },

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { KvOp } from '@plover/vmsync'
 import t, { type Test } from 'tap'
 import { KvClusterClient } from '../src/client/kv-cluster-client.js'
-import { httpGet } from '../src/demo/metrics-scrape.js'
+import { httpGet, httpPost } from '../src/demo/metrics-scrape.js'
 import { freePorts } from '../src/demo/ports.js'
 
 const MAIN = fileURLToPath(new URL('../src/replica/main.ts', import.meta.url))
@@ -128,6 +128,42 @@ t.test('a single-voter replica serves metrics, then stops cleanly on SIGTERM', a
   t.match(r.stdout, /"msg":"stopped cleanly"/)
   for (const line of r.stdout.trim().split('\n'))
     t.doesNotThrow(() => JSON.parse(line), 'every log line is JSON', { diagnostic: false })
+})
+
+t.test('the admin route of a running replica takes only its token', async (t) => {
+  const token = 'operator-token-0123456789'
+  const { file, ports } = await config({ adminToken: token })
+  const outcomes: string[] = []
+  const r = await run(['--config', file], (pid) => {
+    void (async () => {
+      for (let i = 0; i < 100; i++) {
+        const m = await httpGet(ports[3], '/metrics').catch(() => '')
+        if (m.includes('plover_replica_is_leader{replica="1"} 1')) break
+        await new Promise((res) => setTimeout(res, 50))
+      }
+      const post = (body: unknown, tok: string) =>
+        httpPost(ports[3], '/admin/membership', body, tok).then(
+          (text) => `200 ${text}`,
+          (err: Error) => err.message,
+        )
+      outcomes.push(await post({ add: 9 }, 'not-the-token-at-all'))
+      outcomes.push(await post({ add: 9 }, token))
+      outcomes.push(await post({ add: '9' }, token))
+      process.kill(pid, 'SIGTERM')
+    })()
+  })
+  t.equal(r.code, 0)
+  t.match(outcomes[0], /^\/admin\/membership: 401 /, 'a wrong token is refused')
+  t.match(
+    outcomes[1],
+    /^\/admin\/membership: 409 .*unknown peer 9/,
+    'the right token reaches the leader, which checks the address book',
+  )
+  t.match(
+    outcomes[2],
+    /^\/admin\/membership: 400 .*positive integer/,
+    'a malformed request is refused as such',
+  )
 })
 
 t.test('a log damaged in the middle: exit 65 with one line, nothing truncated', async (t) => {

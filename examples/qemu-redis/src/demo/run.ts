@@ -19,7 +19,7 @@ import {
 } from '@plover/qemu'
 import { DEFAULT_COMPACT_AFTER_ENTRIES } from '@plover/vmsync'
 import type {
-  MembershipRequest,
+  MembershipMessage,
   MembershipResult,
   ReplicaMessage,
   ReplicaProcessConfig,
@@ -734,9 +734,9 @@ export class Demo {
   private readonly membershipWaiters = new Map<number, (r: MembershipResult) => void>()
 
   /** A membership change proposed by replica `leader` (IPC), like replicated-kv's /admin/membership. */
-  private membership(leader: number, change: Omit<MembershipRequest, 'type' | 'seq'>): Promise<void> {
+  private membership(leader: number, change: Omit<MembershipMessage, 'type' | 'seq'>): Promise<void> {
     const seq = ++this.membershipSeq
-    const req: MembershipRequest = { type: 'membership', seq, ...change }
+    const req: MembershipMessage = { type: 'membership', seq, ...change }
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`membership change ${JSON.stringify(change)} timed out`)),

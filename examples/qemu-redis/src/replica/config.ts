@@ -68,6 +68,8 @@ export interface MetricsEndpoint {
   /** Default: this replica's `host` from the address book. */
   readonly host: string
   readonly port: number
+  /** Bearer token for POST /admin/membership (>= 16 characters); unset: that route is off. */
+  readonly adminToken?: string
 }
 
 export interface ReplicaProcessConfig {
@@ -188,8 +190,8 @@ export interface MembershipResult {
 
 export type ReplicaMessage = ReplicaStatus | ReplicaEvent | MembershipResult | ReplicaSyncReport
 
-/** Orchestrator → leader: a membership change (like the simulated example's /admin/membership). */
-export interface MembershipRequest {
+/** Orchestrator → leader: a membership change (like POST /admin/membership). */
+export interface MembershipMessage {
   readonly type: 'membership'
   readonly seq: number
   readonly add?: number

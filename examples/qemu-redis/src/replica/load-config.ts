@@ -5,7 +5,7 @@
 // preflight.ts. Modelled on examples/replicated-kv/src/config/replica-config.ts.
 import { readFileSync } from 'node:fs'
 import { isAbsolute } from 'node:path'
-import { DEFAULT_COMPACT_AFTER_ENTRIES } from '@plover/vmsync'
+import { DEFAULT_COMPACT_AFTER_ENTRIES, MIN_ADMIN_TOKEN_LENGTH } from '@plover/vmsync'
 import {
   CONFIG_ENV,
   type PeerEntry,
@@ -36,7 +36,7 @@ FILE (JSON):
                   { "id": 2, "role": "voter", "host": "10.0.0.2", "consensusPort": 7001, "syncPort": 7201 },
                   { "id": 3, "role": "witness", "host": "10.0.0.3", "consensusPort": 7001 } ],
     "bootstrap": [ { "id": 1, "role": "voter" }, { "id": 2, "role": "voter" }, { "id": 3, "role": "witness" } ],
-    "metrics": { "port": 7301 },
+    "metrics": { "port": 7301, "adminToken": "<16+ characters>" (optional: POST /admin/membership) },
     "vm": { "name": "redis1", "memoryMiB": 128, "ramPath": "/dev/shm/plover-redis1.ram", "tap": "plvtap0",
             "bridge": "plvbr0", "tapPrefix": "plv", "ip": "10.77.0.10/24",
             "kernel": "/path/bzImage", "initrd": "/path/initrd.cpio.gz",
@@ -269,11 +269,16 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
     throw new ConfigError('reportSyncs must be true or false')
   let metrics: ReplicaProcessConfig['metrics']
   if (doc.metrics !== undefined) {
-    if (!isObject(doc.metrics)) throw new ConfigError('metrics must be an object: { "host"?, "port" }')
-    known(doc.metrics, 'metrics', ['host', 'port'])
+    if (!isObject(doc.metrics))
+      throw new ConfigError('metrics must be an object: { "host"?, "port", "adminToken"? }')
+    known(doc.metrics, 'metrics', ['host', 'port', 'adminToken'])
+    const token = doc.metrics.adminToken
+    if (token !== undefined && str(token, 'metrics.adminToken').length < MIN_ADMIN_TOKEN_LENGTH)
+      throw new ConfigError(`metrics.adminToken must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`)
     metrics = {
       host: doc.metrics.host === undefined ? me.host : str(doc.metrics.host, 'metrics.host'),
       port: port(doc.metrics.port, 'metrics.port'),
+      ...(token === undefined ? {} : { adminToken: token as string }),
     }
   }
   const cfg: ReplicaProcessConfig = {

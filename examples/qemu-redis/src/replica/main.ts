@@ -10,7 +10,8 @@
 // use, 77 no permission (a voter without root or CAP_NET_ADMIN), 69 missing program, 65 a damaged
 // log in the data directory, 1 any other startup failure. SIGTERM/SIGINT: clean shutdown (QEMU stopped, RAM file and standby taps
 // removed, HTTP server closed), exit 0; after `shutdownTimeoutMs` (10 s) it exits 1 with a message.
-import type { MembershipRequest, ReplicaMessage } from './config.js'
+import { parseMembershipRequest } from '@plover/vmsync'
+import type { MembershipMessage, ReplicaMessage } from './config.js'
 import { ConfigError, EXIT } from './config-error.js'
 import { loadReplicaProcessConfig, USAGE, wantsHelp } from './load-config.js'
 import { jsonLogger } from './logger.js'
@@ -98,13 +99,16 @@ async function main(): Promise<void> {
     // Under the orchestrator: never outlive it, even if it is SIGKILLed.
     process.on('disconnect', () => stop('orchestrator gone'))
     // Membership changes from the orchestrator (leader only), like POST /admin/membership.
-    process.on('message', (m: MembershipRequest) => {
+    process.on('message', (m: MembershipMessage) => {
       if (m?.type !== 'membership') return
-      node.changeMembership(m).then(
-        () => send({ type: 'membership-result', id: cfg.id, seq: m.seq, ok: true }),
-        (err: Error) =>
-          send({ type: 'membership-result', id: cfg.id, seq: m.seq, ok: false, error: err.message }),
-      )
+      const { type: _, seq: __, ...change } = m
+      Promise.resolve()
+        .then(() => node.changeMembership(parseMembershipRequest(change)))
+        .then(
+          () => send({ type: 'membership-result', id: cfg.id, seq: m.seq, ok: true }),
+          (err: Error) =>
+            send({ type: 'membership-result', id: cfg.id, seq: m.seq, ok: false, error: err.message }),
+        )
     })
   }
 

@@ -13,14 +13,7 @@
 import { execFile } from 'node:child_process'
 import { rm } from 'node:fs/promises'
 import { promisify } from 'node:util'
-import {
-  ConfChangeType,
-  MemberRole,
-  type Membership,
-  type NodeId,
-  type PeerAddress,
-  Replica,
-} from '@plover/consensus'
+import { MemberRole, type Membership, type NodeId, type PeerAddress, Replica } from '@plover/consensus'
 import { IdleMonitor } from '@plover/idle-monitor'
 import {
   guestKernelAppend,
@@ -36,8 +29,11 @@ import {
   isFullSync,
   LearnerPromotion,
   LogCompaction,
+  type MembershipRequest,
+  OperatorEndpoint,
   PageHasher,
   PrimacyGate,
+  proposeMembership,
   SyncLinks,
   SyncMode,
   type SyncReport,
@@ -48,7 +44,6 @@ import {
 } from '@plover/vmsync'
 import type { ReplicaEvent, ReplicaMessage, ReplicaProcessConfig, ReplicaStatus } from './config.js'
 import { FollowingCpuProbe } from './following-cpu-probe.js'
-import { HttpServer } from './http-server.js'
 import { self } from './load-config.js'
 import type { Logger } from './logger.js'
 import { bindError } from './preflight.js'
@@ -146,10 +141,16 @@ export class ReplicaProcess {
     // --- HTTP first: /metrics and /status answer while the guest boots ---
     const m = cfg.metrics
     if (m) {
-      const http = new HttpServer(m.host, m.port, {
-        metrics: () => this.metricsText(),
-        status: () => this.status(),
-        membership: (c) => this.changeMembership(c),
+      const http = new OperatorEndpoint({
+        host: m.host,
+        port: m.port,
+        ...(m.adminToken === undefined ? {} : { adminToken: m.adminToken }),
+        handlers: {
+          metrics: () => this.metricsText(),
+          // undefined while the guest boots: 503
+          status: () => this.status(),
+          membership: (req) => this.changeMembership(req),
+        },
       })
       await this.own(
         () =>
@@ -558,35 +559,18 @@ export class ReplicaProcess {
   }
 
   /**
-   * {"remove": id} | {"add": id} | {"add": id, "role": "learner"} (leader only; IPC from the
-   * orchestrator or POST /admin/membership). A replacement backup joins as a learner first.
+   * A checked membership change (leader only; IPC from the orchestrator or POST
+   * /admin/membership). A replacement backup joins as a learner first.
    */
-  async changeMembership(c: {
-    add?: number
-    remove?: number
-    role?: string
-  }): Promise<{ index: number; membership: string }> {
+  async changeMembership(req: MembershipRequest): Promise<{ index: number; membership: string }> {
     const replica = this.replica
     if (!replica) throw new Error('replica not open yet')
-    if (replica.role !== 'leader')
-      throw new Error(`not the leader (leader is ${replica.leader || 'unknown'})`)
-    const id = c.add ?? c.remove
-    if (!Number.isInteger(id) || (c.add !== undefined && c.remove !== undefined))
-      throw new Error('give exactly one of {"add": id} or {"remove": id}')
-    if (c.role !== undefined && (c.role !== 'learner' || c.add === undefined))
-      throw new Error('"role" may only be "learner", with "add"')
-    const addr = this.cfg.replicas.find((r) => r.id === id)
-    if (c.add !== undefined && !addr)
-      throw new Error(`unknown peer ${id}: not in this replica's replicas table`)
-    const role =
-      c.role === 'learner'
-        ? MemberRole.Learner
-        : addr?.role === 'witness'
-          ? MemberRole.Witness
-          : MemberRole.Voter
-    const type = c.add !== undefined ? ConfChangeType.AddMember : ConfChangeType.RemoveMember
-    const index = await replica.proposeConfChange({ type, id: id!, role })
-    this.logger.info('membership changed', { ...c, index, membership: this.members() })
+    const index = await proposeMembership(
+      replica,
+      req,
+      (id) => this.cfg.replicas.find((r) => r.id === id)?.role,
+    )
+    this.logger.info('membership changed', { ...req, index, membership: this.members() })
     return { index, membership: this.members() }
   }
 

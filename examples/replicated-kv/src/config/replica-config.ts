@@ -3,7 +3,7 @@
 // Read from a JSON file (--config) with flags overriding single fields. Every problem becomes a
 // ConfigError naming the field, so the operator sees one clear line.
 import { readFileSync } from 'node:fs'
-import { DEFAULT_COMPACT_AFTER_ENTRIES } from '@plover/vmsync'
+import { DEFAULT_COMPACT_AFTER_ENTRIES, MIN_ADMIN_TOKEN_LENGTH } from '@plover/vmsync'
 import { ConfigError } from './config-error.js'
 
 export type MemberKind = 'voter' | 'witness' | 'learner'
@@ -57,6 +57,8 @@ export interface ReplicaConfig {
   readonly compactAfterEntries: number
   /** A SIGTERM shutdown that takes longer is abandoned with exit code 1 (ms). */
   readonly shutdownTimeoutMs: number
+  /** Bearer token for POST /admin/membership (>= 16 characters); unset: that route is off. */
+  readonly adminToken?: string
 }
 
 export const DEFAULT_SYNC: SyncTuning = {
@@ -74,7 +76,7 @@ The JSON file:
                     "clientPort": 7101, "syncPort": 7201, "metricsPort": 7301 }, ... ],
     "bootstrap": [ { "id": 1, "role": "voter" }, { "id": 2, "role": "voter" }, { "id": 3, "role": "witness" } ],
     "vmPages": 16384, "sync": { "maxIntervalMs": 500 }, "compactAfterEntries": 8192,
-    "shutdownTimeoutMs": 10000 }
+    "shutdownTimeoutMs": 10000, "adminToken": "<16+ characters>" }
 See docs/operations.md.`
 
 type Json = Record<string, unknown>
@@ -107,6 +109,13 @@ function parseKey(v: unknown): Uint8Array {
   if (!/^[0-9a-fA-F]+$/.test(s) || s.length % 2 !== 0) throw new ConfigError('clusterKey must be hex')
   if (s.length < 32) throw new ConfigError('clusterKey must be at least 16 bytes (32 hex characters)')
   return Buffer.from(s, 'hex')
+}
+
+function parseAdminToken(v: unknown): string {
+  const s = str(v, 'adminToken')
+  if (s.length < MIN_ADMIN_TOKEN_LENGTH)
+    throw new ConfigError(`adminToken must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`)
+  return s
 }
 
 function parseReplica(v: unknown, i: number): ReplicaAddress {
@@ -154,6 +163,7 @@ export function parseReplicaConfig(doc: unknown): ReplicaConfig {
     'electionTicks',
     'compactAfterEntries',
     'shutdownTimeoutMs',
+    'adminToken',
   ])
   for (const k of Object.keys(doc)) if (!known.has(k)) throw new ConfigError(`unknown setting "${k}"`)
   const id = positiveInt(doc.id, 'id')
@@ -204,6 +214,7 @@ export function parseReplicaConfig(doc: unknown): ReplicaConfig {
         : positiveInt(doc.compactAfterEntries, 'compactAfterEntries'),
     shutdownTimeoutMs:
       doc.shutdownTimeoutMs === undefined ? 10_000 : positiveInt(doc.shutdownTimeoutMs, 'shutdownTimeoutMs'),
+    ...(doc.adminToken === undefined ? {} : { adminToken: parseAdminToken(doc.adminToken) }),
   }
 }
 

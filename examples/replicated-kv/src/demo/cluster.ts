@@ -106,6 +106,8 @@ export class DemoCluster {
   readonly root: string
   readonly procs = new Map<number, ReplicaProc>()
   private readonly key = randomBytes(32).toString('hex')
+  /** Every replica's token for POST /admin/membership. */
+  readonly adminToken = randomBytes(16).toString('hex')
   private addrs: ReplicaAddress[] = []
   /** relayPeers: the relays replica `from` dials its peers through. */
   private readonly relays: PeerRelay[] = []
@@ -225,6 +227,7 @@ export class DemoCluster {
           id,
           dataDir: proc.dir,
           clusterKey: this.key,
+          adminToken: this.adminToken,
           replicas: this.replicasSeenBy(id),
           bootstrap,
           vmPages: this.o.vmPages,

@@ -39,7 +39,14 @@ export function httpGet(port: number, path: string, timeoutMs = 1000): Promise<s
   })
 }
 
-export function httpPost(port: number, path: string, body: unknown, timeoutMs = 5000): Promise<string> {
+/** POST `body` as JSON with `Authorization: Bearer <token>` (the admin route's token). */
+export function httpPost(
+  port: number,
+  path: string,
+  body: unknown,
+  token: string,
+  timeoutMs = 5000,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body)
     const req = http.request(
@@ -49,7 +56,7 @@ export function httpPost(port: number, path: string, body: unknown, timeoutMs = 
         path,
         method: 'POST',
         timeout: timeoutMs,
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       },
       (res) => {
         let text = ''

@@ -29,13 +29,15 @@ export async function reprotect(
   steps: ReprotectSteps = {},
 ): Promise<Reprotection> {
   const admin = cluster.procs.get(primary)!.addr.metricsPort
-  await retry(() => httpPost(admin, '/admin/membership', { remove: gone }))
+  await retry(() => httpPost(admin, '/admin/membership', { remove: gone }, cluster.adminToken))
   const after = (await cluster.procs.get(primary)!.status()) as ReplicaStatus
   steps.onRemoved?.(after.membership ?? '')
   const bootstrap = [...parseMembership(after.membership), { id: replacement, role: 'learner' as const }]
   const startedAt = Date.now()
   cluster.start(replacement, bootstrap)
-  await retry(() => httpPost(admin, '/admin/membership', { add: replacement, role: 'learner' }))
+  await retry(() =>
+    httpPost(admin, '/admin/membership', { add: replacement, role: 'learner' }, cluster.adminToken),
+  )
   await until(`replica ${replacement} to complete a full sync`, steps.timeoutMs ?? 30_000, async () => {
     const r = cluster.procs.get(replacement)!
     if (r.exit) throw new Error(`replica ${replacement} exited:\n${r.logTail()}`)

@@ -2,19 +2,15 @@
 // and, unless it is the witness, a VM stack, the client port and the sync links. Leadership of
 // the log is the single source of truth for "who is primary".
 import { mkdir } from 'node:fs/promises'
-import {
-  ConfChangeType,
-  MemberRole,
-  type Membership,
-  type NodeId,
-  type PeerAddress,
-  Replica,
-} from '@plover/consensus'
+import { MemberRole, type Membership, type NodeId, type PeerAddress, Replica } from '@plover/consensus'
 import {
   ConsensusOrderedLog,
   LearnerPromotion,
   LogCompaction,
+  type MembershipRequest,
+  OperatorEndpoint,
   PrimacyGate,
+  proposeMembership,
   SyncLinks,
   vmBackupCaughtUp,
 } from '@plover/vmsync'
@@ -23,7 +19,6 @@ import { ConfigError } from '../config/config-error.js'
 import { type ReplicaConfig, self } from '../config/replica-config.js'
 import type { Logger } from '../runtime/logger.js'
 import { ClientServer } from './client-server.js'
-import { HttpServer } from './http-server.js'
 import { formatSamples, type Sample } from './prom-text.js'
 import { VmStack } from './vm-stack.js'
 
@@ -56,7 +51,7 @@ export class ReplicaNode {
   private vm: VmStack | undefined
   private clients: ClientServer | undefined
   private links: SyncLinks | undefined
-  private http: HttpServer | undefined
+  private http: OperatorEndpoint | undefined
   private primacy: PrimacyGate | undefined
   private promotion: LearnerPromotion | undefined
   /** The replica id of the backup on our sync port (while primary). */
@@ -93,10 +88,15 @@ export class ReplicaNode {
     } catch (err) {
       throw new ConfigError(`cannot create data directory ${cfg.dataDir}: ${(err as Error).message}`)
     }
-    this.http = new HttpServer(me.host, me.metricsPort, {
-      metrics: () => this.metricsText(),
-      status: () => this.status(),
-      membership: (c) => this.changeMembership(c),
+    this.http = new OperatorEndpoint({
+      host: me.host,
+      port: me.metricsPort,
+      ...(cfg.adminToken === undefined ? {} : { adminToken: cfg.adminToken }),
+      handlers: {
+        metrics: () => this.metricsText(),
+        status: () => this.status(),
+        membership: (req) => this.changeMembership(req),
+      },
     })
     await bind('metrics', me.host, me.metricsPort, () => this.http!.listen())
     const peers = new Map<NodeId, PeerAddress>()
@@ -259,30 +259,16 @@ export class ReplicaNode {
    * as a learner first (it cannot campaign while its VM is untrusted), then, once its full sync
    * has protected the primary, added again as a voter.
    */
-  private async changeMembership(c: { add?: number; remove?: number; role?: string }): Promise<unknown> {
+  /** POST /admin/membership (checked by the endpoint): proposed on this replica, which must lead. */
+  private async changeMembership(req: MembershipRequest): Promise<unknown> {
     const replica = this.replica
     if (!replica) throw new Error('replica not open')
-    if (replica.role !== 'leader')
-      throw new Error(`not the leader (leader is ${replica.leader || 'unknown'})`)
-    const id = c.add ?? c.remove
-    if (!Number.isInteger(id) || (c.add !== undefined && c.remove !== undefined)) {
-      throw new Error('give exactly one of {"add": id} or {"remove": id}')
-    }
-    if (c.role !== undefined && (c.role !== 'learner' || c.add === undefined)) {
-      throw new Error('"role" may only be "learner", with "add"')
-    }
-    const addr = this.cfg.replicas.find((r) => r.id === id)
-    if (c.add !== undefined && !addr)
-      throw new Error(`unknown peer ${id}: not in this replica's replicas table`)
-    const role =
-      c.role === 'learner'
-        ? MemberRole.Learner
-        : addr?.role === 'witness'
-          ? MemberRole.Witness
-          : MemberRole.Voter
-    const type = c.add !== undefined ? ConfChangeType.AddMember : ConfChangeType.RemoveMember
-    const index = await replica.proposeConfChange({ type, id: id!, role })
-    this.logger.info('membership changed', { ...c, index, membership: this.describeMembership() })
+    const index = await proposeMembership(
+      replica,
+      req,
+      (id) => this.cfg.replicas.find((r) => r.id === id)?.role,
+    )
+    this.logger.info('membership changed', { ...req, index, membership: this.describeMembership() })
     return { index, membership: this.describeMembership() }
   }
 

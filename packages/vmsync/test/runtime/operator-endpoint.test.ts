@@ -1,0 +1,157 @@
+// The operator port over real HTTP on loopback: open metrics and status, and an admin route that
+// is off without a token, refuses a missing or wrong token, a wrong method, a malformed or
+// oversized body, and passes only a checked request to the handler.
+import http from 'node:http'
+import t, { type Test } from 'tap'
+import type { MembershipRequest } from '../../src/runtime/membership-request.js'
+import {
+  MAX_ADMIN_BODY_BYTES,
+  OperatorEndpoint,
+  type OperatorHandlers,
+} from '../../src/runtime/operator-endpoint.js'
+
+const TOKEN = 'admin-token-0123456789'
+
+interface Reply {
+  status: number
+  headers: http.IncomingHttpHeaders
+  body: string
+}
+
+function request(
+  port: number,
+  method: string,
+  path: string,
+  opts: { body?: string; token?: string } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' }
+    if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`
+    const req = http.request({ host: '127.0.0.1', port, path, method, headers }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+    })
+    req.on('error', reject)
+    req.end(opts.body)
+  })
+}
+
+async function endpoint(t: Test, adminToken: string | undefined, over: Partial<OperatorHandlers> = {}) {
+  const seen: MembershipRequest[] = []
+  const e = new OperatorEndpoint({
+    host: '127.0.0.1',
+    port: 0,
+    ...(adminToken === undefined ? {} : { adminToken }),
+    handlers: {
+      metrics: async () => 'plover_up 1\n',
+      status: () => ({ role: 'leader' }),
+      membership: async (req) => {
+        seen.push(req)
+        return { index: 7 }
+      },
+      ...over,
+    },
+  })
+  await e.listen()
+  t.teardown(() => e.close())
+  return { port: e.port, seen }
+}
+
+t.test('metrics and status answer without a token', async (t) => {
+  const { port } = await endpoint(t, TOKEN)
+  const m = await request(port, 'GET', '/metrics')
+  t.equal(m.status, 200)
+  t.match(m.headers['content-type'], /^text\/plain/)
+  t.equal(m.body, 'plover_up 1\n')
+  const s = await request(port, 'GET', '/status')
+  t.same([s.status, JSON.parse(s.body)], [200, { role: 'leader' }])
+  const nf = await request(port, 'GET', '/nope')
+  t.equal(nf.status, 404)
+  t.match(nf.body, /GET \/metrics, GET \/status, POST \/admin\/membership/)
+})
+
+t.test('status is 503 while starting and 500 when its handler throws; the process lives on', async (t) => {
+  let phase = 'starting'
+  const { port } = await endpoint(t, TOKEN, {
+    status: () => {
+      if (phase === 'broken') throw new Error('status exploded')
+      return phase === 'starting' ? undefined : { phase }
+    },
+    metrics: () => Promise.reject(new Error('registry closed')),
+  })
+  t.equal((await request(port, 'GET', '/status')).status, 503)
+  phase = 'broken'
+  const broken = await request(port, 'GET', '/status')
+  t.same([broken.status, JSON.parse(broken.body)], [500, { error: 'status exploded' }])
+  const m = await request(port, 'GET', '/metrics')
+  t.same([m.status, JSON.parse(m.body)], [500, { error: 'registry closed' }])
+  phase = 'up'
+  t.equal((await request(port, 'GET', '/status')).status, 200)
+})
+
+t.test('without an adminToken the admin route is off', async (t) => {
+  const { port, seen } = await endpoint(t, undefined)
+  const r = await request(port, 'POST', '/admin/membership', { body: '{"remove":1}', token: TOKEN })
+  t.equal(r.status, 403)
+  t.match(JSON.parse(r.body).error, /no adminToken is configured/)
+  t.equal(seen.length, 0, 'the handler was not called')
+})
+
+t.test('a missing or wrong token is refused before the body is read', async (t) => {
+  const { port, seen } = await endpoint(t, TOKEN)
+  for (const token of [undefined, '', 'wrong', `${TOKEN}x`, TOKEN.slice(0, -1)]) {
+    const r = await request(port, 'POST', '/admin/membership', {
+      body: '{"remove":1}',
+      ...(token === undefined ? {} : { token }),
+    })
+    t.equal(r.status, 401, `token ${JSON.stringify(token)}`)
+    t.equal(r.headers['www-authenticate'], 'Bearer')
+  }
+  t.equal(seen.length, 0, 'the handler was not called')
+})
+
+t.test('the right token with a checked request reaches the handler', async (t) => {
+  const { port, seen } = await endpoint(t, TOKEN)
+  const r = await request(port, 'POST', '/admin/membership', {
+    body: '{"add":4,"role":"learner"}',
+    token: TOKEN,
+  })
+  t.same([r.status, JSON.parse(r.body)], [200, { index: 7 }])
+  t.same(seen, [{ op: 'add', id: 4, learner: true }])
+})
+
+t.test('bad requests with the right token: method, JSON, shape, size; a refusal is a 409', async (t) => {
+  const { port, seen } = await endpoint(t, TOKEN, {
+    membership: () => Promise.reject(new Error('not the leader (leader is 2)')),
+  })
+  const get = await request(port, 'GET', '/admin/membership', { token: TOKEN })
+  t.same([get.status, get.headers.allow], [405, 'POST'])
+  const notJson = await request(port, 'POST', '/admin/membership', { body: '{remove', token: TOKEN })
+  t.same([notJson.status, JSON.parse(notJson.body)], [400, { error: 'the body is not JSON' }])
+  const shape = await request(port, 'POST', '/admin/membership', { body: '{"add":"4"}', token: TOKEN })
+  t.equal(shape.status, 400)
+  t.match(JSON.parse(shape.body).error, /positive integer/)
+  const big = await request(port, 'POST', '/admin/membership', {
+    body: JSON.stringify({ remove: 1, pad: 'x'.repeat(MAX_ADMIN_BODY_BYTES) }),
+    token: TOKEN,
+  })
+  t.equal(big.status, 413)
+  const refused = await request(port, 'POST', '/admin/membership', { body: '{"remove":1}', token: TOKEN })
+  t.same([refused.status, JSON.parse(refused.body)], [409, { error: 'not the leader (leader is 2)' }])
+  t.equal(seen.length, 0)
+})
+
+t.test('a short adminToken is refused at construction', async (t) => {
+  t.throws(
+    () =>
+      new OperatorEndpoint({
+        host: '127.0.0.1',
+        port: 0,
+        adminToken: 'short',
+        handlers: {} as OperatorHandlers,
+      }),
+    /at least 16 characters/,
+  )
+})

@@ -8,7 +8,12 @@ function summary(r: DemoResult): string {
     ['first (full) sync of the backup', `${(r.fullSyncMs / 1000).toFixed(1)} s`],
     ['syncs before the kill', String(r.syncsBeforeKill)],
     ['frames the backup released before the kill', String(r.backupReleasedBeforeKill)],
-    ['kill → backup elected (witness vote)', r.electedMs === undefined ? '—' : `${r.electedMs} ms`],
+    [
+      r.handedOverTo === undefined
+        ? 'kill → backup elected (witness vote)'
+        : 'SIGTERM → backup handed leadership',
+      r.electedMs === undefined ? '—' : `${r.electedMs} ms`,
+    ],
     ['kill → backup acting as primary', r.promotedMs === undefined ? '—' : `${r.promotedMs} ms`],
     [
       'checker outage (last ack before kill → first after)',
@@ -63,13 +68,18 @@ function verdictOk(r: DemoResult): boolean {
     c.missingCount === 0 &&
     c.wrongCount === 0 &&
     (!wantSecond || r.secondFailover?.clientOutageMs !== undefined) &&
-    (!process.argv.includes('--hang') || r.thawed !== undefined)
+    (!process.argv.includes('--hang') || r.thawed !== undefined) &&
+    (!process.argv.includes('--switchover') || r.handedOverTo === r.backupId)
   )
 }
 
 const wantSecond = process.argv.includes('--second-failover')
 const demo = new Demo({
-  failure: process.argv.includes('--hang') ? 'hang' : 'kill',
+  failure: process.argv.includes('--hang')
+    ? 'hang'
+    : process.argv.includes('--switchover')
+      ? 'switchover'
+      : 'kill',
   noFailover: process.argv.includes('--no-failover'),
   rejoin: process.argv.includes('--restart') ? 'restart' : 'spare',
   secondFailover: wantSecond,

@@ -205,3 +205,19 @@ t.test(
     checkerIntact(t, r, 'the hang and the thaw')
   },
 )
+
+t.test(
+  'qemu-redis: a SIGTERM to the primary hands leadership to its synced backup; the client connection survives',
+  async (t) => {
+    if (!qemuEnvironment(t)) return
+    const r = await shortDemo(t, { failure: 'switchover', reprotect: false })
+    t.equal(
+      r.handedOverTo,
+      r.backupId,
+      `the stopping primary handed leadership to the backup (${r.backupId})`,
+    )
+    t.ok(r.promotedMs !== undefined, `the backup acts as primary (${r.promotedMs} ms after the SIGTERM)`)
+    t.same(r.notDone, [], 'every step was done')
+    checkerIntact(t, r, 'the switchover')
+  },
+)

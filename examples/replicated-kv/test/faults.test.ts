@@ -6,6 +6,7 @@
 // Every scenario ends the same way: every write the client saw acknowledged is read back from
 // whoever leads at the end, and no GET ever returned anything but the acknowledged value.
 
+import { readFileSync } from 'node:fs'
 import { KvOp, KvStatus } from '@plover/vmsync'
 import t, { type Test } from 'tap'
 import { KvClusterClient } from '../src/client/kv-cluster-client.js'
@@ -98,6 +99,29 @@ t.test('a second failover onto the spare that re-protected the first survivor', 
 
   // The spare's VM came from a full sync plus incremental ones: now it must carry the service.
   await killPrimaryAndReadBack(t, s, survivor.id, { id: 4, who: 'the spare' })
+})
+
+t.test('a SIGTERM to the primary hands primacy to its synced backup before it exits', async (t) => {
+  // A 5 s election timeout: the backup would otherwise take over only after it; the hand-over
+  // does not wait for it. (What is asserted is the hand-over itself, in the old primary's log.)
+  const s = await running(t, { electionTicks: 500 })
+  await syncs(s.cluster, s.primary, 2)
+  const exit = await s.cluster.sigterm(s.primary)
+  t.same(exit, { code: 0, signal: null }, 'the old primary stopped cleanly')
+  const lines = readFileSync(s.cluster.procs.get(s.primary)!.logFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { msg: string; to?: number })
+  const handed = lines.find((l) => l.msg === 'primacy handed over')
+  t.equal(handed?.to, s.backup, `it handed primacy to the backup (${s.backup}) before it exited`)
+  t.notOk(
+    lines.some((l) => l.msg.startsWith('primacy not handed over')),
+    'and did not give up on the hand-over',
+  )
+  const next = await primaryOf(s.cluster, 'the backup to serve as primary')
+  t.equal(next.id, s.backup, 'the backup is primary')
+  await progress(s.wl, 'the client to carry on with the backup as primary', 60)
+  await readBack(t, s)
 })
 
 t.test('the backup dies: the primary serves unprotected, then the restarted backup takes over', async (t) => {

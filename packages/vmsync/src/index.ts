@@ -45,6 +45,7 @@ export * from './runtime/learner-promotion.js'
 export * from './runtime/membership-request.js'
 export * from './runtime/operator-endpoint.js'
 export * from './runtime/primacy-gate.js'
+export * from './runtime/primacy-handover.js'
 export * from './runtime/sync-scheduler.js'
 export * from './simulated/index.js'
 export {

@@ -65,8 +65,10 @@ export interface DemoOptions {
    * 'hang' instead of the kill: the primary's QEMU and replica process are stopped (SIGSTOP, a
    * frozen host or one cut off from the others) and thawed once the backup serves; the old
    * primary must step down and become the new primary's backup (no spare, no membership change).
+   * 'switchover': a planned stop — SIGTERM to the primary's replica process, which hands
+   * leadership to its synced backup before it stops its QEMU; then re-protection as after a kill.
    */
-  readonly failure?: 'kill' | 'hang'
+  readonly failure?: 'kill' | 'hang' | 'switchover'
   readonly print?: (line: string) => void
   // --- benchmark options (defaults keep the example's behaviour) ---
   /** vmsync mode of both voters (default 'vsmr'). */
@@ -111,6 +113,8 @@ export interface DemoResult {
   /** Frames the backup's replica wrote to its tap before the kill (must be 0: outputs discarded). */
   readonly backupReleasedBeforeKill: number
   readonly electedMs: number | undefined
+  /** `failure: 'switchover'`: whom the stopping primary handed leadership to. */
+  readonly handedOverTo?: number
   readonly promotedMs: number | undefined
   readonly clientOutageMs: number | undefined
   readonly checker: CheckerVerdict | undefined
@@ -195,6 +199,8 @@ export interface CheckerVerdict {
 
 /** One failover as the client saw it, ms from the kill. */
 export interface Takeover {
+  /** `failure: 'switchover'`: the replica the stopping primary handed leadership to. */
+  readonly handedOverTo?: number
   readonly electedMs: number
   readonly promotedMs: number
   /** The checker's last acknowledged SET before the kill -> its first one after. */
@@ -470,7 +476,7 @@ export class Demo {
 
     // --- failover ---
     const hang = this.o.failure === 'hang'
-    const first = await this.failover(before, backupId, checker, notDone, hang ? 'hang' : 'kill')
+    const first = await this.failover(before, backupId, checker, notDone, this.o.failure ?? 'kill')
     const thawed = hang ? await this.thaw(before, backupId) : undefined
     const reprotect =
       this.o.reprotect === false || hang
@@ -513,6 +519,7 @@ export class Demo {
       syncsBeforeKill,
       backupReleasedBeforeKill,
       electedMs: first.electedMs,
+      ...(first.handedOverTo === undefined ? {} : { handedOverTo: first.handedOverTo }),
       promotedMs: first.promotedMs,
       clientOutageMs: first.clientOutageMs,
       checker: verdict && { ...verdict, acksBeforeKill, acksAfterKill },
@@ -531,32 +538,38 @@ export class Demo {
   }
 
   /**
-   * kill -9 of the primary's QEMU and replica process (or SIGSTOP of both, `how: 'hang'`), then
-   * the heir's election (with the witness's vote), its promotion, and the checker's first
-   * acknowledged SET after the failure.
+   * kill -9 of the primary's QEMU and replica process (or SIGSTOP of both, `how: 'hang'`; or
+   * SIGTERM of the replica process, `how: 'switchover'`), then the heir's election (with the
+   * witness's vote, or handed over), its promotion, and the checker's first acknowledged SET
+   * after the failure.
    */
   private async failover(
     victim: ReplicaStatus,
     heirId: number,
     checker: CheckerHandle,
     notDone: string[],
-    how: 'kill' | 'hang' = 'kill',
+    how: 'kill' | 'hang' | 'switchover' = 'kill',
   ): Promise<Takeover & { readonly killedAt: number }> {
     const p = this.print
     const qemuPid = victim.vm!.qemuPid
-    const signal = how === 'kill' ? 'SIGKILL' : 'SIGSTOP'
     p(
       how === 'kill'
         ? `• kill -9 primary QEMU (pid ${qemuPid}) and replica process ${victim.id} (pid ${victim.pid})`
-        : `• freeze (SIGSTOP) primary QEMU (pid ${qemuPid}) and replica process ${victim.id} (pid ${victim.pid})`,
+        : how === 'hang'
+          ? `• freeze (SIGSTOP) primary QEMU (pid ${qemuPid}) and replica process ${victim.id} (pid ${victim.pid})`
+          : `• SIGTERM to primary replica process ${victim.id} (pid ${victim.pid}): a planned stop`,
     )
-    if (how === 'kill') this.killed.add(victim.id)
-    else this.frozen.set(victim.id, [qemuPid, victim.pid])
+    if (how === 'hang') this.frozen.set(victim.id, [qemuPid, victim.pid])
+    else this.killed.add(victim.id)
     const tKill = Date.now()
-    try {
-      process.kill(qemuPid, signal)
-    } catch {}
-    this.children.get(victim.id)?.kill(signal)
+    if (how === 'switchover') this.children.get(victim.id)?.kill('SIGTERM')
+    else {
+      const signal = how === 'kill' ? 'SIGKILL' : 'SIGSTOP'
+      try {
+        process.kill(qemuPid, signal)
+      } catch {}
+      this.children.get(victim.id)?.kill(signal)
+    }
     const elected = await this.waitFor(`replica ${heirId} to be elected`, 120_000, () => {
       const b = this.status.get(heirId)
       return b && b.consensusRole === 'leader' && b.term > victim.term ? Date.now() : undefined
@@ -565,8 +578,18 @@ export class Demo {
       const b = this.status.get(heirId)
       return b?.vm?.role === 'primary' ? Date.now() : undefined
     })
+    // The stopping primary reports its hand-over over IPC before it stops its QEMU.
+    const handedOver =
+      how === 'switchover'
+        ? await this.waitFor(`replica ${victim.id} to report its hand-over`, 15_000, () =>
+            this.events.find((e) => e.id === victim.id && e.name === 'handed-over'),
+          ).catch((e: Error) => {
+            notDone.push(`no hand-over: ${e.message}`)
+            return undefined
+          })
+        : undefined
     p(
-      `  replica ${heirId} elected after ${elected - tKill} ms (witness vote), primary after ${promoted - tKill} ms`,
+      `  replica ${heirId} ${handedOver ? `handed leadership by replica ${victim.id}` : 'elected (witness vote)'} after ${elected - tKill} ms, primary after ${promoted - tKill} ms`,
     )
     const firstAck = await this.waitFor('the checker’s next acknowledged SET', 120_000, () =>
       checker.acks.find((a) => a > tKill),
@@ -576,10 +599,11 @@ export class Demo {
     })
     if (firstAck)
       p(
-        `  checker’s next SET acknowledged ${firstAck - tKill} ms after the ${how === 'kill' ? 'kill' : 'freeze'} (same connection)`,
+        `  checker’s next SET acknowledged ${firstAck - tKill} ms after the ${how === 'hang' ? 'freeze' : how === 'kill' ? 'kill' : 'SIGTERM'} (same connection)`,
       )
     return {
       killedAt: tKill,
+      ...(handedOver ? { handedOverTo: Number(handedOver.detail) } : {}),
       electedMs: elected - tKill,
       promotedMs: promoted - tKill,
       clientOutageMs: firstAck ? firstAck - checker.lastAckBefore(tKill) : undefined,

@@ -175,7 +175,15 @@ export interface ReplicaSyncReport extends SyncReportFields {
 export interface ReplicaEvent {
   readonly type: 'event'
   readonly id: number
-  readonly name: 'vm-ready' | 'promoted' | 'demoted' | 'protected' | 'unprotected' | 'fatal'
+  readonly name:
+    | 'vm-ready'
+    | 'promoted'
+    | 'demoted'
+    | 'protected'
+    | 'unprotected'
+    /** A planned stop handed leadership over; detail: the new leader's id. */
+    | 'handed-over'
+    | 'fatal'
   readonly at: number
   readonly detail?: string
 }

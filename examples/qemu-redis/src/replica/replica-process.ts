@@ -26,6 +26,8 @@ import {
 } from '@plover/qemu'
 import {
   ConsensusOrderedLog,
+  type HandoverResult,
+  handOverPrimacy,
   isFullSync,
   LearnerPromotion,
   LogCompaction,
@@ -87,6 +89,8 @@ export class ReplicaProcess {
   private readonly cleanups: Array<() => Promise<unknown>> = []
   private closing: Promise<void> | undefined
   private replica: Replica | undefined
+  /** A VM voter: hands leadership to its synced backup (a planned stop). */
+  private handOverPrimacy: ((timeoutMs: number) => Promise<HandoverResult>) | undefined
   private compaction: LogCompaction | undefined
   private vm:
     | {
@@ -460,6 +464,7 @@ export class ReplicaProcess {
       (l) => l.close(),
     )
     replica.on('leader', () => links.refresh())
+    this.handOverPrimacy = (timeoutMs) => handOverPrimacy({ replica, vm: vr, backupId, timeoutMs })
     // A learner whose full sync protected our outputs becomes a voter (docs/operations.md).
     const promotion = new LearnerPromotion({ replica, vm: vr, backupId: () => backupId })
     this.onCleanup(async () => promotion.close())
@@ -556,6 +561,19 @@ export class ReplicaProcess {
         inputBytes: v.n.inputBytes,
       },
     }
+  }
+
+  /**
+   * A planned stop of the primary: hand leadership to the synced backup first, so its VM takes
+   * over now rather than after an election timeout. Does nothing on any other replica.
+   */
+  async handOver(timeoutMs: number): Promise<void> {
+    if (!this.handOverPrimacy || this.replica?.role !== 'leader') return
+    const r = await this.handOverPrimacy(timeoutMs)
+    if ('handedTo' in r) {
+      this.logger.info('primacy handed over', { to: r.handedTo, term: r.term })
+      this.event('handed-over', String(r.handedTo))
+    } else this.logger.warn('primacy not handed over: stopping anyway (a failover)', { reason: r.skipped })
   }
 
   /**

@@ -301,25 +301,34 @@ export class DemoCluster {
     return undefined
   }
 
-  /** SIGTERM every live replica (clean shutdown), SIGKILL after a grace period. */
+  /**
+   * SIGTERM every live replica (clean shutdown), SIGKILL after a grace period. The leader goes
+   * first: it hands primacy to its backup while that one still runs, instead of waiting for it.
+   */
   async stopAll(graceMs = 5000): Promise<void> {
+    const leader = await this.leader()
+    if (leader) await this.sigterm(leader.id, graceMs)
     const live = [...this.procs.values()].filter((p) => p.alive)
-    await Promise.all(
-      live.map(
-        (p) =>
-          new Promise<void>((resolve) => {
-            const child = p.child!
-            const t = setTimeout(() => child.kill('SIGKILL'), graceMs)
-            child.once('exit', () => {
-              clearTimeout(t)
-              resolve()
-            })
-            // A frozen replica would take SIGTERM only once thawed.
-            child.kill('SIGCONT')
-            child.kill('SIGTERM')
-          }),
-      ),
-    )
+    await Promise.all(live.map((p) => this.sigterm(p.addr.id, graceMs)))
+  }
+
+  /** A planned stop of replica `id`: SIGTERM, SIGKILL after `graceMs`; resolves with its exit. */
+  async sigterm(id: number, graceMs = 5000): Promise<ReplicaProc['exit']> {
+    const proc = this.procs.get(id)!
+    const child = proc.child
+    if (!child || !proc.alive) return proc.exit
+    await proc.scrape()
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => child.kill('SIGKILL'), graceMs)
+      child.once('exit', () => {
+        clearTimeout(t)
+        resolve()
+      })
+      // A frozen replica would take SIGTERM only once thawed.
+      child.kill('SIGCONT')
+      child.kill('SIGTERM')
+    })
+    return proc.exit
   }
 
   /** Interrupted (Ctrl-C): SIGTERM, wait for the exits (2 s at most), SIGKILL the rest, delete the temp root. */

@@ -5,6 +5,7 @@ import { mkdir } from 'node:fs/promises'
 import { MemberRole, type Membership, type NodeId, type PeerAddress, Replica } from '@plover/consensus'
 import {
   ConsensusOrderedLog,
+  handOverPrimacy,
   LearnerPromotion,
   LogCompaction,
   type MembershipRequest,
@@ -343,6 +344,19 @@ export class ReplicaNode {
     }
     const own = formatSamples(samples, { replica: String(this.cfg.id) })
     return vm ? own + (await vm.metrics.metrics()) : own
+  }
+
+  /**
+   * A planned stop of the primary: hand leadership to the synced backup first, so its VM takes
+   * over now rather than after an election timeout. Does nothing on any other replica.
+   */
+  async handOver(timeoutMs: number): Promise<void> {
+    const replica = this.replica
+    const vm = this.vm
+    if (!replica || !vm || replica.role !== 'leader') return
+    const r = await handOverPrimacy({ replica, vm: vm.replica, backupId: this.backupId, timeoutMs })
+    if ('handedTo' in r) this.logger.info('primacy handed over', { to: r.handedTo, term: r.term })
+    else this.logger.warn('primacy not handed over: stopping anyway (a failover)', { reason: r.skipped })
   }
 
   /** Clean shutdown: stop serving, stop the VM, close the WAL. Idempotent. */

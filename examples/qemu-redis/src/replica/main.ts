@@ -8,7 +8,8 @@
 // Configuration and host problems are found before anything starts (QEMU in particular): one line
 // on stderr and an exit code (config-error.ts): 78 bad configuration / missing image / port in
 // use, 77 no permission (a voter without root or CAP_NET_ADMIN), 69 missing program, 65 a damaged
-// log in the data directory, 1 any other startup failure. SIGTERM/SIGINT: clean shutdown (QEMU stopped, RAM file and standby taps
+// log in the data directory, 1 any other startup failure. SIGTERM/SIGINT: a primary first hands
+// leadership to its synced backup, then clean shutdown (QEMU stopped, RAM file and standby taps
 // removed, HTTP server closed), exit 0; after `shutdownTimeoutMs` (10 s) it exits 1 with a message.
 import { parseMembershipRequest } from '@plover/vmsync'
 import type { MembershipMessage, ReplicaMessage } from './config.js'

@@ -15,7 +15,7 @@ import {
   LearnerPromotion,
 } from '../../src/runtime/learner-promotion.js'
 import { SimulatedVm } from '../../src/simulated/index.js'
-import { consensusGroup, freePort, until } from '../fixtures/consensus-group.js'
+import { consensusGroup, until } from '../fixtures/consensus-group.js'
 import { PSK } from '../protocol/fixtures/harness.js'
 
 const quiet = { info: () => {}, warn: () => {} }
@@ -27,8 +27,8 @@ t.test("the promotion's copies of consensus enum values match consensus", async 
 })
 
 t.test('a learner whose full sync protected the primary becomes a voter', async (t) => {
-  const group = await consensusGroup(t)
-  const syncPorts = [await freePort(), await freePort()]
+  const group = await consensusGroup(t, 3, 2)
+  const syncPorts = group.extra
   const hasher = new PageHasher({ threads: 1 })
   t.teardown(() => hasher.close())
   const open = group.open

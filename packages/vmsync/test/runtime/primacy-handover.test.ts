@@ -11,14 +11,14 @@ import { VmReplica } from '../../src/protocol/vm-replica.js'
 import { PrimacyGate } from '../../src/runtime/primacy-gate.js'
 import { handOverPrimacy } from '../../src/runtime/primacy-handover.js'
 import { encodeKvRequest, KvOp, SimulatedVm } from '../../src/simulated/index.js'
-import { consensusGroup, freePort, until } from '../fixtures/consensus-group.js'
+import { consensusGroup, until } from '../fixtures/consensus-group.js'
 import { PSK } from '../protocol/fixtures/harness.js'
 
 const quiet = { info: () => {}, warn: () => {} }
 
 t.test('the primary hands leadership to its synced backup, whose VM becomes primary', async (t) => {
-  const group = await consensusGroup(t)
-  const syncPorts = [await freePort(), await freePort()]
+  const group = await consensusGroup(t, 3, 2)
+  const syncPorts = group.extra
   const hasher = new PageHasher({ threads: 1 })
   t.teardown(() => hasher.close())
   const replicas = new Map<NodeId, Replica>()

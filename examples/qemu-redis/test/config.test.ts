@@ -81,6 +81,11 @@ t.test('a witness with a metrics port; its host defaults to the replica host', a
   t.equal(c.vm, undefined)
   const admin = parseReplicaProcessConfig({ ...witness, metrics: { port: 7303, adminToken: 'y'.repeat(20) } })
   t.equal(admin.metrics?.adminToken, 'y'.repeat(20), 'with a token for the admin route')
+  const tls = parseReplicaProcessConfig({
+    ...witness,
+    metrics: { port: 7303, tls: { certFile: '/c.pem', keyFile: '/k.pem' } },
+  })
+  t.same(tls.metrics?.tls, { certFile: '/c.pem', keyFile: '/k.pem' }, 'and HTTPS')
 })
 
 const bad: [string, unknown, RegExp][] = [
@@ -128,6 +133,11 @@ const bad: [string, unknown, RegExp][] = [
     /duplicate port: metrics\.port/,
   ],
   ['short key', { ...voter, clusterKeyHex: 'abcd' }, /at least 16 bytes/],
+  [
+    'TLS without a key file',
+    { ...voter, metrics: { port: 7301, tls: { certFile: '/c.pem' } } },
+    /metrics\.tls\.keyFile must be a non-empty string/,
+  ],
   [
     'short admin token',
     { ...voter, metrics: { port: 7301, adminToken: 'letmein' } },

@@ -249,6 +249,17 @@ t.test(
   },
 )
 
+t.test('an unreadable metrics certificate: exit 78 with one line', async (t) => {
+  const { file } = await config(3, (d) => ({
+    ...d,
+    metrics: {
+      port: (d.metrics as { port: number }).port,
+      tls: { certFile: join(dir, 'nope.crt'), keyFile: join(dir, 'nope.key') },
+    },
+  }))
+  oneLine(t, await run(['--config', file]), 78, /cannot read metrics\.tls\.certFile .*nope\.crt/)
+})
+
 t.test('consensus port in use', async (t) => {
   const { file, ports } = await config(3)
   const blocker = net.createServer()

@@ -42,6 +42,10 @@ t.test('a valid file parses with defaults', async (t) => {
   t.equal(c.replicas[2].clientPort, undefined, 'a witness has no client port')
   t.equal(c.adminToken, undefined, 'no admin token: the admin route is off')
   t.equal(parseReplicaConfig({ ...good, adminToken: 'x'.repeat(16) }).adminToken, 'x'.repeat(16))
+  t.same(parseReplicaConfig({ ...good, metricsTls: { certFile: '/c.pem', keyFile: '/k.pem' } }).metricsTls, {
+    certFile: '/c.pem',
+    keyFile: '/k.pem',
+  })
 })
 
 const bad: [string, unknown, RegExp][] = [

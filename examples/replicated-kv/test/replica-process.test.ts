@@ -4,6 +4,7 @@
 // shutdownTimeoutMs when the disk is stuck.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import https from 'node:https'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -166,6 +167,57 @@ t.test('the admin route of a running replica takes only its token', async (t) =>
   )
 })
 
+t.test('with metricsTls the operator port speaks HTTPS; an unreadable certificate is exit 78', async (t) => {
+  const token = 'operator-token-0123456789'
+  const [certFile, keyFile] = [join(dir, 'tls.crt'), join(dir, 'tls.key')]
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=plover-test',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
+    { stdio: 'ignore' },
+  )
+  const ca = readFileSync(certFile)
+  const { file, ports } = await config({ adminToken: token, metricsTls: { certFile, keyFile } })
+  const got: string[] = []
+  const r = await run(['--config', file], (pid) => {
+    void (async () => {
+      for (let i = 0; i < 100; i++) {
+        const m = await httpsRequest(ports[3], 'GET', '/metrics', ca).catch(() => '')
+        if (m.includes('plover_replica_is_leader{replica="1"} 1')) break
+        await new Promise((res) => setTimeout(res, 50))
+      }
+      got.push(await httpsRequest(ports[3], 'GET', '/metrics', ca))
+      got.push(await httpsRequest(ports[3], 'POST', '/admin/membership', ca, { token, body: '{"add": 9}' }))
+      process.kill(pid, 'SIGTERM')
+    })()
+  })
+  t.equal(r.code, 0)
+  t.match(got[0], /plover_replica_is_leader\{replica="1"\} 1/, 'metrics over HTTPS, the certificate verified')
+  t.match(got[1], /^409 .*unknown peer 9/, 'the admin route over HTTPS')
+
+  const missing = await config({ metricsTls: { certFile: join(dir, 'nope.crt'), keyFile } })
+  const bad = await run(['--config', missing.file])
+  t.equal(bad.code, 78)
+  oneLine(t, bad.stderr, /cannot read metricsTls\.certFile .*nope\.crt/)
+})
+
 t.test('a log damaged in the middle: exit 65 with one line, nothing truncated', async (t) => {
   const { file, ports } = await config()
   // A real log first: the replica elects itself and commits a few client writes.
@@ -277,3 +329,35 @@ t.test(
     t.notMatch(r.stdout, /"msg":"stopped cleanly"/, 'the clean shutdown did not finish')
   },
 )
+
+/** GET or POST over HTTPS, trusting only `ca`; resolves with the body ("<status> <body>" unless 200). */
+function httpsRequest(
+  port: number,
+  method: string,
+  path: string,
+  ca: Buffer,
+  o: { token?: string; body?: string } = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method,
+        ca,
+        timeout: 2000,
+        headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
+      },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (c: string) => (text += c))
+        res.on('end', () => resolve(res.statusCode === 200 ? text : `${res.statusCode} ${text}`))
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error('timed out')))
+    req.on('error', reject)
+    req.end(o.body)
+  })
+}

@@ -70,6 +70,8 @@ export interface MetricsEndpoint {
   readonly port: number
   /** Bearer token for POST /admin/membership (>= 16 characters); unset: that route is off. */
   readonly adminToken?: string
+  /** Serve HTTPS with this certificate and key (PEM files) instead of plain HTTP. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string }
 }
 
 export interface ReplicaProcessConfig {

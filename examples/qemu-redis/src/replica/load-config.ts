@@ -36,7 +36,8 @@ FILE (JSON):
                   { "id": 2, "role": "voter", "host": "10.0.0.2", "consensusPort": 7001, "syncPort": 7201 },
                   { "id": 3, "role": "witness", "host": "10.0.0.3", "consensusPort": 7001 } ],
     "bootstrap": [ { "id": 1, "role": "voter" }, { "id": 2, "role": "voter" }, { "id": 3, "role": "witness" } ],
-    "metrics": { "port": 7301, "adminToken": "<16+ characters>" (optional: POST /admin/membership) },
+    "metrics": { "port": 7301, "adminToken": "<16+ characters>" (optional: POST /admin/membership),
+                 "tls": { "certFile": "/etc/plover/tls.crt", "keyFile": "/etc/plover/tls.key" } (optional: HTTPS) },
     "vm": { "name": "redis1", "memoryMiB": 128, "ramPath": "/dev/shm/plover-redis1.ram", "tap": "plvtap0",
             "bridge": "plvbr0", "tapPrefix": "plv", "ip": "10.77.0.10/24",
             "kernel": "/path/bzImage", "initrd": "/path/initrd.cpio.gz",
@@ -270,15 +271,28 @@ export function parseReplicaProcessConfig(doc: unknown): ReplicaProcessConfig {
   let metrics: ReplicaProcessConfig['metrics']
   if (doc.metrics !== undefined) {
     if (!isObject(doc.metrics))
-      throw new ConfigError('metrics must be an object: { "host"?, "port", "adminToken"? }')
-    known(doc.metrics, 'metrics', ['host', 'port', 'adminToken'])
+      throw new ConfigError('metrics must be an object: { "host"?, "port", "adminToken"?, "tls"? }')
+    known(doc.metrics, 'metrics', ['host', 'port', 'adminToken', 'tls'])
     const token = doc.metrics.adminToken
     if (token !== undefined && str(token, 'metrics.adminToken').length < MIN_ADMIN_TOKEN_LENGTH)
       throw new ConfigError(`metrics.adminToken must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`)
+    const tls = doc.metrics.tls
+    if (tls !== undefined) {
+      if (!isObject(tls)) throw new ConfigError('metrics.tls must be an object: { "certFile", "keyFile" }')
+      known(tls, 'metrics.tls', ['certFile', 'keyFile'])
+    }
     metrics = {
       host: doc.metrics.host === undefined ? me.host : str(doc.metrics.host, 'metrics.host'),
       port: port(doc.metrics.port, 'metrics.port'),
       ...(token === undefined ? {} : { adminToken: token as string }),
+      ...(isObject(tls)
+        ? {
+            tls: {
+              certFile: str(tls.certFile, 'metrics.tls.certFile'),
+              keyFile: str(tls.keyFile, 'metrics.tls.keyFile'),
+            },
+          }
+        : {}),
     }
   }
   const cfg: ReplicaProcessConfig = {

@@ -11,7 +11,7 @@
 // close() may be called at any point of start() (SIGTERM while the guest boots): every resource
 // registers its cleanup before it is created, and start() stops at its next step.
 import { execFile } from 'node:child_process'
-import { rm } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { MemberRole, type Membership, type NodeId, type PeerAddress, Replica } from '@plover/consensus'
 import { IdleMonitor } from '@plover/idle-monitor'
@@ -33,6 +33,7 @@ import {
   LogCompaction,
   type MembershipRequest,
   OperatorEndpoint,
+  type OperatorEndpointOptions,
   PageHasher,
   PrimacyGate,
   proposeMembership,
@@ -45,6 +46,7 @@ import {
   vmBackupCaughtUp,
 } from '@plover/vmsync'
 import type { ReplicaEvent, ReplicaMessage, ReplicaProcessConfig, ReplicaStatus } from './config.js'
+import { ConfigError } from './config-error.js'
 import { FollowingCpuProbe } from './following-cpu-probe.js'
 import { self } from './load-config.js'
 import type { Logger } from './logger.js'
@@ -145,10 +147,12 @@ export class ReplicaProcess {
     // --- HTTP first: /metrics and /status answer while the guest boots ---
     const m = cfg.metrics
     if (m) {
-      const http = new OperatorEndpoint({
+      const tls = m.tls && (await readTls(m.tls))
+      const http = operatorEndpoint({
         host: m.host,
         port: m.port,
         ...(m.adminToken === undefined ? {} : { adminToken: m.adminToken }),
+        ...(tls ? { tls } : {}),
         handlers: {
           metrics: () => this.metricsText(),
           // undefined while the guest boots: 503
@@ -680,5 +684,22 @@ export class ReplicaProcess {
       while (this.cleanups.length) await this.cleanups.pop()!().catch(() => {})
     })()
     return this.closing
+  }
+}
+
+/** The metrics port's certificate and key, read once at start (a bad one is a config error: 78). */
+async function readTls(files: { certFile: string; keyFile: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = (path: string, field: string) =>
+    readFile(path).catch((err: Error) => {
+      throw new ConfigError(`cannot read metrics.tls.${field} ${path}: ${err.message}`)
+    })
+  return { cert: await read(files.certFile, 'certFile'), key: await read(files.keyFile, 'keyFile') }
+}
+
+function operatorEndpoint(o: OperatorEndpointOptions): OperatorEndpoint {
+  try {
+    return new OperatorEndpoint(o)
+  } catch (err) {
+    throw new ConfigError(`metrics.tls: the certificate or key is not usable: ${(err as Error).message}`)
   }
 }

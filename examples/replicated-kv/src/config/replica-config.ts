@@ -59,6 +59,8 @@ export interface ReplicaConfig {
   readonly shutdownTimeoutMs: number
   /** Bearer token for POST /admin/membership (>= 16 characters); unset: that route is off. */
   readonly adminToken?: string
+  /** Serve the metrics port over HTTPS with this certificate and key (PEM files). */
+  readonly metricsTls?: { readonly certFile: string; readonly keyFile: string }
 }
 
 export const DEFAULT_SYNC: SyncTuning = {
@@ -76,7 +78,8 @@ The JSON file:
                     "clientPort": 7101, "syncPort": 7201, "metricsPort": 7301 }, ... ],
     "bootstrap": [ { "id": 1, "role": "voter" }, { "id": 2, "role": "voter" }, { "id": 3, "role": "witness" } ],
     "vmPages": 16384, "sync": { "maxIntervalMs": 500 }, "compactAfterEntries": 8192,
-    "shutdownTimeoutMs": 10000, "adminToken": "<16+ characters>" }
+    "shutdownTimeoutMs": 10000, "adminToken": "<16+ characters>",
+    "metricsTls": { "certFile": "/etc/plover/tls.crt", "keyFile": "/etc/plover/tls.key" } }
 See docs/operations.md.`
 
 type Json = Record<string, unknown>
@@ -116,6 +119,13 @@ function parseAdminToken(v: unknown): string {
   if (s.length < MIN_ADMIN_TOKEN_LENGTH)
     throw new ConfigError(`adminToken must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`)
   return s
+}
+
+function parseTlsFiles(v: unknown, field: string): { certFile: string; keyFile: string } {
+  if (!isObject(v)) throw new ConfigError(`${field} must be an object: { "certFile", "keyFile" }`)
+  for (const k of Object.keys(v))
+    if (k !== 'certFile' && k !== 'keyFile') throw new ConfigError(`${field}.${k} is not a known setting`)
+  return { certFile: str(v.certFile, `${field}.certFile`), keyFile: str(v.keyFile, `${field}.keyFile`) }
 }
 
 function parseReplica(v: unknown, i: number): ReplicaAddress {
@@ -164,6 +174,7 @@ export function parseReplicaConfig(doc: unknown): ReplicaConfig {
     'compactAfterEntries',
     'shutdownTimeoutMs',
     'adminToken',
+    'metricsTls',
   ])
   for (const k of Object.keys(doc)) if (!known.has(k)) throw new ConfigError(`unknown setting "${k}"`)
   const id = positiveInt(doc.id, 'id')
@@ -215,6 +226,7 @@ export function parseReplicaConfig(doc: unknown): ReplicaConfig {
     shutdownTimeoutMs:
       doc.shutdownTimeoutMs === undefined ? 10_000 : positiveInt(doc.shutdownTimeoutMs, 'shutdownTimeoutMs'),
     ...(doc.adminToken === undefined ? {} : { adminToken: parseAdminToken(doc.adminToken) }),
+    ...(doc.metricsTls === undefined ? {} : { metricsTls: parseTlsFiles(doc.metricsTls, 'metricsTls') }),
   }
 }
 

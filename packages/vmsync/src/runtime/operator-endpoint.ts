@@ -4,9 +4,11 @@
 // WHY the admin route needs a token: a membership change can remove the backup or the witness,
 // so whoever can reach this port could otherwise take the cluster's fault tolerance away.
 // Metrics and status stay open, as Prometheus scrapes them. Without an `adminToken` the admin
-// route is off (403), so a forgotten setting fails closed.
+// route is off (403), so a forgotten setting fails closed. With `tls` the port speaks HTTPS, so the
+// token does not cross the network in clear.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
+import https from 'node:https'
 import {
   type MembershipRequest,
   MembershipRequestError,
@@ -27,6 +29,8 @@ export interface OperatorEndpointOptions {
   readonly port: number
   /** Bearer token for POST /admin/*; unset: the admin route answers 403. At least 16 characters. */
   readonly adminToken?: string
+  /** Serve HTTPS with this certificate and key (PEM) instead of plain HTTP. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer }
   readonly handlers: OperatorHandlers
 }
 
@@ -37,14 +41,17 @@ export const MIN_ADMIN_TOKEN_LENGTH = 16
 const ROUTES = 'GET /metrics, GET /status, POST /admin/membership'
 
 export class OperatorEndpoint {
-  private readonly server: http.Server
+  private readonly server: http.Server | https.Server
   private readonly tokenDigest: Buffer | undefined
 
   constructor(private readonly o: OperatorEndpointOptions) {
     if (o.adminToken !== undefined && o.adminToken.length < MIN_ADMIN_TOKEN_LENGTH)
       throw new RangeError(`adminToken must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`)
     this.tokenDigest = o.adminToken === undefined ? undefined : digest(o.adminToken)
-    this.server = http.createServer((req, res) => this.route(req, res))
+    const route = (req: http.IncomingMessage, res: http.ServerResponse) => this.route(req, res)
+    this.server = o.tls
+      ? https.createServer({ cert: o.tls.cert, key: o.tls.key }, route)
+      : http.createServer(route)
   }
 
   /** The port it listens on (the one chosen when `port` was 0). */

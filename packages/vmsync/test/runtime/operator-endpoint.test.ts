@@ -1,7 +1,13 @@
 // The operator port over real HTTP on loopback: open metrics and status, and an admin route that
 // is off without a token, refuses a missing or wrong token, a wrong method, a malformed or
-// oversized body, and passes only a checked request to the handler.
+// oversized body, and passes only a checked request to the handler. With a certificate (made by
+// openssl here) it speaks HTTPS only.
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { MembershipRequest } from '../../src/runtime/membership-request.js'
 import {
@@ -153,5 +159,100 @@ t.test('a short adminToken is refused at construction', async (t) => {
         handlers: {} as OperatorHandlers,
       }),
     /at least 16 characters/,
+  )
+})
+
+/** A self-signed certificate for 127.0.0.1 (PEM), made by the openssl command line tool. */
+function selfSigned(t: Test): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'plover-operator-tls-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')]
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=plover-test',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  )
+  return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') }
+}
+
+t.test('with a certificate the port speaks HTTPS, and plain HTTP gets no answer', async (t) => {
+  const tls = selfSigned(t)
+  const seen: MembershipRequest[] = []
+  const e = new OperatorEndpoint({
+    host: '127.0.0.1',
+    port: 0,
+    adminToken: TOKEN,
+    tls,
+    handlers: {
+      metrics: () => 'plover_up 1\n',
+      status: () => ({ role: 'leader' }),
+      membership: async (req) => {
+        seen.push(req)
+        return { index: 9 }
+      },
+    },
+  })
+  await e.listen()
+  t.teardown(() => e.close())
+  const secure = (method: string, path: string, body?: string) =>
+    new Promise<Reply>((resolve, reject) => {
+      const req = https.request(
+        {
+          host: '127.0.0.1',
+          port: e.port,
+          path,
+          method,
+          ca: tls.cert,
+          headers: { authorization: `Bearer ${TOKEN}` },
+        },
+        (res) => {
+          let text = ''
+          res.setEncoding('utf8')
+          res.on('data', (c: string) => (text += c))
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }))
+        },
+      )
+      req.on('error', reject)
+      req.end(body)
+    })
+  const m = await secure('GET', '/metrics')
+  t.same([m.status, m.body], [200, 'plover_up 1\n'], 'metrics over HTTPS, the certificate verified')
+  const a = await secure('POST', '/admin/membership', '{"remove":2}')
+  t.same([a.status, JSON.parse(a.body)], [200, { index: 9 }], 'the admin route over HTTPS')
+  t.same(seen, [{ op: 'remove', id: 2 }])
+  const plain = await request(e.port, 'GET', '/metrics').then(
+    (r) => `answered ${r.status}`,
+    (err: Error) => err.message,
+  )
+  t.notMatch(plain, /^answered 200/, `plain HTTP is not served (${plain})`)
+})
+
+t.test('a certificate that does not parse is refused at construction', async (t) => {
+  t.throws(
+    () =>
+      new OperatorEndpoint({
+        host: '127.0.0.1',
+        port: 0,
+        tls: { cert: 'not a certificate', key: 'not a key' },
+        handlers: {} as OperatorHandlers,
+      }),
   )
 })

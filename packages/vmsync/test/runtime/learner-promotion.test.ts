@@ -6,16 +6,15 @@ import { ConfChangeType, EntryType, MemberRole, type NodeId, type Replica } from
 import t from 'tap'
 import { PageHasher } from '../../src/hashing/index.js'
 import { SyncLinks } from '../../src/link/sync-links.js'
-import { ConsensusOrderedLog } from '../../src/log/consensus-log.js'
-import { VmReplica } from '../../src/protocol/vm-replica.js'
+import type { VmReplica } from '../../src/protocol/vm-replica.js'
 import {
   CONSENSUS_ADD_MEMBER,
   CONSENSUS_CONF_CHANGE_ENTRY,
   CONSENSUS_LEARNER_ROLE,
   LearnerPromotion,
 } from '../../src/runtime/learner-promotion.js'
-import { SimulatedVm } from '../../src/simulated/index.js'
 import { consensusGroup, until } from '../fixtures/consensus-group.js'
+import { simulatedMember } from '../fixtures/simulated-member.js'
 import { PSK } from '../protocol/fixtures/harness.js'
 
 const quiet = { info: () => {}, warn: () => {} }
@@ -43,26 +42,9 @@ t.test('a learner whose full sync protected the primary becomes a voter', async 
 
   // VM replicas: the primary on 1 (a fresh cluster's leader), the spare's backup on 2.
   const vmOn = async (id: NodeId, replica: Replica, role: 'primary' | 'backup') => {
-    const log = new ConsensusOrderedLog(replica)
-    const vm = new SimulatedVm({ pageCount: 128, seed: id, tickMs: 0 })
-    await vm.resume()
-    const vr = new VmReplica({
-      log,
-      vm,
-      tracker: vm.dirtyTracker,
-      hasher,
-      role,
-      needFull: true,
-      quietMaxMs: 50,
-      peerTimeoutMs: 5000,
-      followLeadership: false,
-    })
-    t.teardown(async () => {
-      await vr.close()
-      log.detach()
-      await vm.close()
-    })
-    return { log, vr }
+    const m = simulatedMember(t, replica, hasher, { seed: id, role })
+    await m.resumed
+    return m
   }
   const primary = await vmOn(1, r1, 'primary')
   let backupId: number | undefined

@@ -6,10 +6,8 @@ import { EntryType, MemberRole, type NodeId, type Replica } from '@plover/consen
 import { EventEmitter } from 'eventemitter3'
 import t, { type Test } from 'tap'
 import { PageHasher } from '../../src/hashing/index.js'
-import { ConsensusOrderedLog } from '../../src/log/consensus-log.js'
 import { LogRecordKind, type OrderedLog, type OrderedLogEvents } from '../../src/log/ordered-log.js'
-import type { ReplicaRole } from '../../src/protocol/vm-replica.js'
-import { VmReplica } from '../../src/protocol/vm-replica.js'
+import type { ReplicaRole, VmReplica } from '../../src/protocol/vm-replica.js'
 import {
   CONSENSUS_EMPTY_ENTRY,
   CONSENSUS_VOTER_ROLE,
@@ -17,8 +15,9 @@ import {
   type PrimacyReplica,
   type PrimacyVm,
 } from '../../src/runtime/primacy-gate.js'
-import { encodeKvRequest, KvOp, SimulatedVm } from '../../src/simulated/index.js'
+import { encodeKvRequest, KvOp } from '../../src/simulated/index.js'
 import { consensusGroup, until } from '../fixtures/consensus-group.js'
+import { simulatedMember } from '../fixtures/simulated-member.js'
 
 t.test("the gate's copies of consensus enum values match consensus", async (t) => {
   t.equal(CONSENSUS_EMPTY_ENTRY, EntryType.Empty)
@@ -174,31 +173,13 @@ t.test('on real consensus: an untrusted leader hands over to the trusted VM', as
     const events: string[] = []
     if (id === 3) return { id, replica, roles, events }
     // In the turn the replica opened in, as a runtime does: no record missed.
-    const log = new ConsensusOrderedLog(replica)
-    const vm = new SimulatedVm({ pageCount: 128, seed: id, tickMs: 0 })
-    const vr = new VmReplica({
-      log,
-      vm,
-      tracker: vm.dirtyTracker,
-      hasher,
-      role: 'backup',
-      needFull: true,
-      quietMaxMs: 50,
-      followLeadership: false,
-    })
+    const { vr, gate, resumed } = simulatedMember(t, replica, hasher, { seed: id, gate: true })
     vr.on('role', (r) => roles.push(r))
-    const gate = new PrimacyGate({ replica, log, vm: vr, transferEveryMs: 200 })
-    gate.on('promoted', (p) => events.push(`promoted${p.freshLog ? ' (fresh log)' : ''}`))
-    gate.on('demoted', () => events.push('demoted'))
-    gate.on('refused', () => events.push('refused'))
-    gate.on('transfer', (to) => events.push(`transfer ${to}`))
-    t.teardown(async () => {
-      gate.close()
-      await vr.close()
-      log.detach()
-      await vm.close()
-    })
-    await vm.resume()
+    gate!.on('promoted', (p) => events.push(`promoted${p.freshLog ? ' (fresh log)' : ''}`))
+    gate!.on('demoted', () => events.push('demoted'))
+    gate!.on('refused', () => events.push('refused'))
+    gate!.on('transfer', (to) => events.push(`transfer ${to}`))
+    await resumed
     return { id, replica, vr, gate, roles, events }
   }
   const members = await Promise.all(group.ids.map(open))

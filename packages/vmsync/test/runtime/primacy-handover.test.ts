@@ -6,12 +6,11 @@ import type { NodeId, Replica } from '@plover/consensus'
 import t from 'tap'
 import { PageHasher } from '../../src/hashing/index.js'
 import { SyncLinks } from '../../src/link/sync-links.js'
-import { ConsensusOrderedLog } from '../../src/log/consensus-log.js'
-import { VmReplica } from '../../src/protocol/vm-replica.js'
-import { PrimacyGate } from '../../src/runtime/primacy-gate.js'
+import type { VmReplica } from '../../src/protocol/vm-replica.js'
 import { handOverPrimacy } from '../../src/runtime/primacy-handover.js'
-import { encodeKvRequest, KvOp, SimulatedVm } from '../../src/simulated/index.js'
+import { encodeKvRequest, KvOp } from '../../src/simulated/index.js'
 import { consensusGroup, until } from '../fixtures/consensus-group.js'
+import { simulatedMember } from '../fixtures/simulated-member.js'
 import { PSK } from '../protocol/fixtures/harness.js'
 
 const quiet = { info: () => {}, warn: () => {} }
@@ -29,21 +28,8 @@ t.test('the primary hands leadership to its synced backup, whose VM becomes prim
     const replica = await group.open(id)
     replicas.set(id, replica)
     // In the same turn as open: the log adapter and the gate must see every applied record.
-    const log = new ConsensusOrderedLog(replica)
-    const vm = new SimulatedVm({ pageCount: 128, seed: 7, tickMs: 0 })
-    await vm.resume()
-    const vr = new VmReplica({
-      log,
-      vm,
-      tracker: vm.dirtyTracker,
-      hasher,
-      role: 'backup',
-      needFull: true,
-      quietMaxMs: 50,
-      peerTimeoutMs: 5000,
-      followLeadership: false,
-    })
-    const gate = new PrimacyGate({ replica, log, vm: vr, transferEveryMs: 200 })
+    const { vr, resumed } = simulatedMember(t, replica, hasher, { seed: 7, gate: true })
+    await resumed
     const isLeader = () => replica.role === 'leader'
     const links = new SyncLinks({
       host: '127.0.0.1',
@@ -65,13 +51,7 @@ t.test('the primary hands leadership to its synced backup, whose VM becomes prim
     await links.listen()
     replica.on('leader', () => links.refresh())
     links.refresh()
-    t.teardown(async () => {
-      gate.close()
-      await links.close()
-      await vr.close()
-      log.detach()
-      await vm.close()
-    })
+    t.teardown(() => links.close())
     vms.set(id, vr)
   }
   // A fresh log: the first leader's VM is promoted once its no-op applies; it serves an input.

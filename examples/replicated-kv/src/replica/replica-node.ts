@@ -262,11 +262,10 @@ export class ReplicaNode {
   }
 
   /**
-   * {"remove": id} | {"add": id} | {"add": id, "role": "learner"}. A replacement backup is added
-   * as a learner first (it cannot campaign while its VM is untrusted), then, once its full sync
-   * has protected the primary, added again as a voter.
+   * POST /admin/membership, checked by the endpoint, proposed here (this replica must lead). A
+   * replacement backup is added as a learner first (it cannot campaign while its VM is
+   * untrusted); LearnerPromotion makes it a voter once its full sync protected the primary.
    */
-  /** POST /admin/membership (checked by the endpoint): proposed on this replica, which must lead. */
   private async changeMembership(req: MembershipRequest): Promise<unknown> {
     const replica = this.replica
     if (!replica) throw new Error('replica not open')

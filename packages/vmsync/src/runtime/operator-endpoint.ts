@@ -48,7 +48,15 @@ export class OperatorEndpoint {
     if (o.adminToken !== undefined && o.adminToken.length < MIN_ADMIN_TOKEN_LENGTH)
       throw new RangeError(`adminToken must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`)
     this.tokenDigest = o.adminToken === undefined ? undefined : digest(o.adminToken)
-    const route = (req: http.IncomingMessage, res: http.ServerResponse) => this.route(req, res)
+    // Nothing a request does may throw out of the handler: that would end the replica process.
+    const route = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      try {
+        this.route(req, res)
+      } catch (err) {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ error: (err as Error).message }))
+      }
+    }
     this.server = o.tls
       ? https.createServer({ cert: o.tls.cert, key: o.tls.key }, route)
       : http.createServer(route)

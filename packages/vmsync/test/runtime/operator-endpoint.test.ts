@@ -83,6 +83,11 @@ t.test('status is 503 while starting and 500 when its handler throws; the proces
   const { port } = await endpoint(t, TOKEN, {
     status: () => {
       if (phase === 'broken') throw new Error('status exploded')
+      if (phase === 'circular') {
+        const loop: Record<string, unknown> = {}
+        loop.self = loop
+        return loop
+      }
       return phase === 'starting' ? undefined : { phase }
     },
     metrics: () => Promise.reject(new Error('registry closed')),
@@ -93,6 +98,9 @@ t.test('status is 503 while starting and 500 when its handler throws; the proces
   t.same([broken.status, JSON.parse(broken.body)], [500, { error: 'status exploded' }])
   const m = await request(port, 'GET', '/metrics')
   t.same([m.status, JSON.parse(m.body)], [500, { error: 'registry closed' }])
+  phase = 'circular'
+  const circular = await request(port, 'GET', '/status')
+  t.equal(circular.status, 500, 'a status that is not JSON-able is a 500, not a crash')
   phase = 'up'
   t.equal((await request(port, 'GET', '/status')).status, 200)
 })

@@ -11,7 +11,7 @@
 // close() may be called at any point of start() (SIGTERM while the guest boots): every resource
 // registers its cleanup before it is created, and start() stops at its next step.
 import { execFile } from 'node:child_process'
-import { readFile, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { MemberRole, type Membership, type NodeId, type PeerAddress, Replica } from '@plover/consensus'
 import { IdleMonitor } from '@plover/idle-monitor'
@@ -33,10 +33,10 @@ import {
   LogCompaction,
   type MembershipRequest,
   OperatorEndpoint,
-  type OperatorEndpointOptions,
   PageHasher,
   PrimacyGate,
   proposeMembership,
+  readOperatorTls,
   SyncLinks,
   SyncMode,
   type SyncReport,
@@ -147,8 +147,12 @@ export class ReplicaProcess {
     // --- HTTP first: /metrics and /status answer while the guest boots ---
     const m = cfg.metrics
     if (m) {
-      const tls = m.tls && (await readTls(m.tls))
-      const http = operatorEndpoint({
+      const tls =
+        m.tls &&
+        (await readOperatorTls(m.tls, 'metrics.tls').catch((err: Error) => {
+          throw new ConfigError(err.message) // exit 78
+        }))
+      const http = new OperatorEndpoint({
         host: m.host,
         port: m.port,
         ...(m.adminToken === undefined ? {} : { adminToken: m.adminToken }),
@@ -684,22 +688,5 @@ export class ReplicaProcess {
       while (this.cleanups.length) await this.cleanups.pop()!().catch(() => {})
     })()
     return this.closing
-  }
-}
-
-/** The metrics port's certificate and key, read once at start (a bad one is a config error: 78). */
-async function readTls(files: { certFile: string; keyFile: string }): Promise<{ cert: Buffer; key: Buffer }> {
-  const read = (path: string, field: string) =>
-    readFile(path).catch((err: Error) => {
-      throw new ConfigError(`cannot read metrics.tls.${field} ${path}: ${err.message}`)
-    })
-  return { cert: await read(files.certFile, 'certFile'), key: await read(files.keyFile, 'keyFile') }
-}
-
-function operatorEndpoint(o: OperatorEndpointOptions): OperatorEndpoint {
-  try {
-    return new OperatorEndpoint(o)
-  } catch (err) {
-    throw new ConfigError(`metrics.tls: the certificate or key is not usable: ${(err as Error).message}`)
   }
 }

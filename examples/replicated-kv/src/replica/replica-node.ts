@@ -1,7 +1,7 @@
 // One replica process: a consensus replica (WAL in the data dir, authenticated TCP transport)
 // and, unless it is the witness, a VM stack, the client port and the sync links. Leadership of
 // the log is the single source of truth for "who is primary".
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { MemberRole, type Membership, type NodeId, type PeerAddress, Replica } from '@plover/consensus'
 import {
   ConsensusOrderedLog,
@@ -12,6 +12,7 @@ import {
   OperatorEndpoint,
   PrimacyGate,
   proposeMembership,
+  readOperatorTls,
   SyncLinks,
   vmBackupCaughtUp,
 } from '@plover/vmsync'
@@ -89,22 +90,22 @@ export class ReplicaNode {
     } catch (err) {
       throw new ConfigError(`cannot create data directory ${cfg.dataDir}: ${(err as Error).message}`)
     }
-    const tls = cfg.metricsTls && (await readTls(cfg.metricsTls))
-    try {
-      this.http = new OperatorEndpoint({
-        host: me.host,
-        port: me.metricsPort,
-        ...(cfg.adminToken === undefined ? {} : { adminToken: cfg.adminToken }),
-        ...(tls ? { tls } : {}),
-        handlers: {
-          metrics: () => this.metricsText(),
-          status: () => this.status(),
-          membership: (req) => this.changeMembership(req),
-        },
-      })
-    } catch (err) {
-      throw new ConfigError(`metricsTls: the certificate or key is not usable: ${(err as Error).message}`)
-    }
+    const tls =
+      cfg.metricsTls &&
+      (await readOperatorTls(cfg.metricsTls, 'metricsTls').catch((err: Error) => {
+        throw new ConfigError(err.message)
+      }))
+    this.http = new OperatorEndpoint({
+      host: me.host,
+      port: me.metricsPort,
+      ...(cfg.adminToken === undefined ? {} : { adminToken: cfg.adminToken }),
+      ...(tls ? { tls } : {}),
+      handlers: {
+        metrics: () => this.metricsText(),
+        status: () => this.status(),
+        membership: (req) => this.changeMembership(req),
+      },
+    })
     await bind('metrics', me.host, me.metricsPort, () => this.http!.listen())
     const peers = new Map<NodeId, PeerAddress>()
     for (const r of cfg.replicas)
@@ -379,13 +380,4 @@ export class ReplicaNode {
     })()
     return this.closing
   }
-}
-
-/** The metrics port's certificate and key, read once at start. */
-async function readTls(files: { certFile: string; keyFile: string }): Promise<{ cert: Buffer; key: Buffer }> {
-  const read = (path: string, field: string) =>
-    readFile(path).catch((err: Error) => {
-      throw new ConfigError(`cannot read metricsTls.${field} ${path}: ${err.message}`)
-    })
-  return { cert: await read(files.certFile, 'certFile'), key: await read(files.keyFile, 'keyFile') }
 }

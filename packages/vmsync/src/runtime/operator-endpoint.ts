@@ -7,8 +7,10 @@
 // route is off (403), so a forgotten setting fails closed. With `tls` the port speaks HTTPS, so the
 // token does not cross the network in clear.
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import http from 'node:http'
 import https from 'node:https'
+import { createSecureContext } from 'node:tls'
 import {
   type MembershipRequest,
   MembershipRequestError,
@@ -32,6 +34,33 @@ export interface OperatorEndpointOptions {
   /** Serve HTTPS with this certificate and key (PEM) instead of plain HTTP. */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer }
   readonly handlers: OperatorHandlers
+}
+
+export interface OperatorTlsFiles {
+  readonly certFile: string
+  readonly keyFile: string
+}
+
+/**
+ * Reads the certificate and key files for `tls` and checks that they make a TLS context, so a
+ * replica can refuse a bad setting at start. The error names the setting (`setting`, e.g. the
+ * config field holding `files`) and the file or pair at fault.
+ */
+export async function readOperatorTls(
+  files: OperatorTlsFiles,
+  setting = 'tls',
+): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = (path: string, field: keyof OperatorTlsFiles) =>
+    readFile(path).catch((err: Error) => {
+      throw new Error(`cannot read ${setting}.${field} ${path}: ${err.message}`)
+    })
+  const tls = { cert: await read(files.certFile, 'certFile'), key: await read(files.keyFile, 'keyFile') }
+  try {
+    createSecureContext(tls)
+  } catch (err) {
+    throw new Error(`${setting}: the certificate or key is not usable: ${(err as Error).message}`)
+  }
+  return tls
 }
 
 /** A request body larger than this is refused (413): a membership change is a few bytes. */

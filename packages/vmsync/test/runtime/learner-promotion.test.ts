@@ -5,8 +5,6 @@
 import { ConfChangeType, EntryType, MemberRole, type NodeId, type Replica } from '@plover/consensus'
 import t from 'tap'
 import { PageHasher } from '../../src/hashing/index.js'
-import { SyncLinks } from '../../src/link/sync-links.js'
-import type { VmReplica } from '../../src/protocol/vm-replica.js'
 import {
   CONSENSUS_ADD_MEMBER,
   CONSENSUS_CONF_CHANGE_ENTRY,
@@ -14,10 +12,7 @@ import {
   LearnerPromotion,
 } from '../../src/runtime/learner-promotion.js'
 import { consensusGroup, until } from '../fixtures/consensus-group.js'
-import { simulatedMember } from '../fixtures/simulated-member.js'
-import { PSK } from '../protocol/fixtures/harness.js'
-
-const quiet = { info: () => {}, warn: () => {} }
+import { memberLinks, simulatedMember } from '../fixtures/simulated-member.js'
 
 t.test("the promotion's copies of consensus enum values match consensus", async (t) => {
   t.equal(CONSENSUS_ADD_MEMBER, ConfChangeType.AddMember)
@@ -48,26 +43,10 @@ t.test('a learner whose full sync protected the primary becomes a voter', async 
   }
   const primary = await vmOn(1, r1, 'primary')
   let backupId: number | undefined
-  const linksOf = (id: NodeId, vr: VmReplica, isLeader: () => boolean) => {
-    const links = new SyncLinks({
-      host: '127.0.0.1',
-      port: syncPorts[id - 1]!,
-      psk: PSK,
-      selfId: id,
-      logger: quiet,
-      isLeader,
-      accepting: isLeader,
-      leaderAddress: () => (isLeader() ? undefined : { id: 1, host: '127.0.0.1', port: syncPorts[0]! }),
-      onLink: (link, direction, peer) => {
-        if (direction === 'from-backup') backupId = peer
-        vr.attachLink(link)
-      },
-    })
-    t.teardown(() => links.close())
-    return links
+  const onBackup = (peer: number) => {
+    backupId = peer
   }
-  const links1 = linksOf(1, primary.vr, () => r1.role === 'leader')
-  await links1.listen()
+  await memberLinks(t, { id: 1, replica: r1, vr: primary.vr, ports: syncPorts, onBackup })
   const promotion = new LearnerPromotion({ replica: r1, vm: primary.vr, backupId: () => backupId })
   t.teardown(() => promotion.close())
   const promoted: number[] = []
@@ -77,10 +56,8 @@ t.test('a learner whose full sync protected the primary becomes a voter', async 
   const joining = { members: [...running.members, { id: 2, role: MemberRole.Learner }] }
   const r2 = await open(2, joining)
   const spare = await vmOn(2, r2, 'backup')
-  const links2 = linksOf(2, spare.vr, () => false)
-  await links2.listen()
+  await memberLinks(t, { id: 2, replica: r2, vr: spare.vr, ports: syncPorts })
   await r1.proposeConfChange({ type: ConfChangeType.AddMember, id: 2, role: MemberRole.Learner })
-  links2.refresh()
   await until('the primary knows its backup', () => backupId)
   t.equal(backupId, 2, 'the sync link named the spare')
 

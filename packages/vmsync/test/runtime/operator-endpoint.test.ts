@@ -3,7 +3,7 @@
 // oversized body, and passes only a checked request to the handler. With a certificate (made by
 // openssl here) it speaks HTTPS only.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 import { tmpdir } from 'node:os'
@@ -14,6 +14,7 @@ import {
   MAX_ADMIN_BODY_BYTES,
   OperatorEndpoint,
   type OperatorHandlers,
+  readOperatorTls,
 } from '../../src/runtime/operator-endpoint.js'
 
 const TOKEN = 'admin-token-0123456789'
@@ -263,4 +264,22 @@ t.test('a certificate that does not parse is refused at construction', async (t)
         handlers: {} as OperatorHandlers,
       }),
   )
+})
+
+t.test('readOperatorTls reads a usable pair and names what is wrong with any other', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'plover-operator-tls-files-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const { cert, key } = selfSigned(t)
+  const [certFile, keyFile, junk] = [join(dir, 'c.pem'), join(dir, 'k.pem'), join(dir, 'junk.pem')]
+  writeFileSync(certFile, cert)
+  writeFileSync(keyFile, key)
+  writeFileSync(junk, 'not PEM')
+  const tls = await readOperatorTls({ certFile, keyFile }, 'metricsTls')
+  t.equal(tls.cert.toString(), cert, 'the certificate as read')
+  await t.rejects(readOperatorTls({ certFile: join(dir, 'nope.pem'), keyFile }, 'metricsTls'), {
+    message: /^cannot read metricsTls\.certFile .*nope\.pem: ENOENT/,
+  })
+  await t.rejects(readOperatorTls({ certFile, keyFile: junk }, 'metrics.tls'), {
+    message: /^metrics\.tls: the certificate or key is not usable/,
+  })
 })

@@ -5,15 +5,11 @@
 import type { NodeId, Replica } from '@plover/consensus'
 import t from 'tap'
 import { PageHasher } from '../../src/hashing/index.js'
-import { SyncLinks } from '../../src/link/sync-links.js'
 import type { VmReplica } from '../../src/protocol/vm-replica.js'
 import { handOverPrimacy } from '../../src/runtime/primacy-handover.js'
 import { encodeKvRequest, KvOp } from '../../src/simulated/index.js'
 import { consensusGroup, until } from '../fixtures/consensus-group.js'
-import { simulatedMember } from '../fixtures/simulated-member.js'
-import { PSK } from '../protocol/fixtures/harness.js'
-
-const quiet = { info: () => {}, warn: () => {} }
+import { memberLinks, simulatedMember } from '../fixtures/simulated-member.js'
 
 t.test('the primary hands leadership to its synced backup, whose VM becomes primary', async (t) => {
   const group = await consensusGroup(t, 3, 2)
@@ -30,28 +26,7 @@ t.test('the primary hands leadership to its synced backup, whose VM becomes prim
     // In the same turn as open: the log adapter and the gate must see every applied record.
     const { vr, resumed } = simulatedMember(t, replica, hasher, { seed: 7, gate: true })
     await resumed
-    const isLeader = () => replica.role === 'leader'
-    const links = new SyncLinks({
-      host: '127.0.0.1',
-      port: syncPorts[id - 1]!,
-      psk: PSK,
-      selfId: id,
-      logger: quiet,
-      isLeader,
-      accepting: () => isLeader() && vr.role === 'primary',
-      leaderAddress: () => {
-        const l = replica.leader
-        return l === 1 || l === 2 ? { id: l, host: '127.0.0.1', port: syncPorts[l - 1]! } : undefined
-      },
-      onLink: (link, direction, peer) => {
-        if (direction === 'from-backup') backupOf.set(id, peer)
-        vr.attachLink(link)
-      },
-    })
-    await links.listen()
-    replica.on('leader', () => links.refresh())
-    links.refresh()
-    t.teardown(() => links.close())
+    await memberLinks(t, { id, replica, vr, ports: syncPorts, onBackup: (peer) => backupOf.set(id, peer) })
     vms.set(id, vr)
   }
   // A fresh log: the first leader's VM is promoted once its no-op applies; it serves an input.
